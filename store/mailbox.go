@@ -1,0 +1,350 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// entry is one message in the index. It is kept small: a 100,000-message
+// folder holds 100,000 of them.
+type entry struct {
+	name   string // current file name, in cur/ or (inNew) new/
+	ext    string // dovecot-uidlist extension fields
+	size   int64  // CRLF size
+	mtime  int64  // internal date in Unix ns, 0 until first asked for
+	uid    uint32
+	flags  Flag
+	kw     uint32
+	inNew  bool
+	recent bool
+}
+
+func (e *entry) base() string {
+	b, _ := splitName(e.name)
+	return b
+}
+
+// box is the process-wide state of one folder, shared by every Mailbox
+// handle open on it.
+type box struct {
+	s    *Store
+	name string // mailbox name, canonical
+	root string // user's Maildir root
+	path string // folder directory
+
+	refs int // guarded by s.mu
+
+	dirty atomic.Bool // set by inotify: something changed on disk
+
+	mu          sync.RWMutex
+	loaded      bool
+	gone        bool
+	msgs        []entry // ascending UID
+	uidValidity uint32
+	nextUID     uint32
+	guid        string
+	hdrExtra    []string
+	orphans     []uidEntry // uidlist lines without a file in the index
+	keywords    []string
+	kwCache     map[uint32][]string
+	uidlistID   fileID
+	curID       fileID
+	newID       fileID
+	watchers    []watcherFunc
+	nextWatch   int
+}
+
+type watcherFunc struct {
+	id int
+	fn func(Change)
+}
+
+// fileID tells whether a file or directory changed since it was last seen.
+type fileID struct {
+	mtime int64 // ns
+	ctime int64 // ns
+	size  int64
+	ino   uint64
+	ok    bool
+}
+
+func statID(path string) (fileID, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}, err
+	}
+	return fileIDOf(fi), nil
+}
+
+// Mailbox is one session's handle on a folder. Handles on the same folder
+// share one index. Close releases the handle.
+type Mailbox struct {
+	b      *box
+	closed atomic.Bool
+}
+
+// Name returns the mailbox name ("INBOX", "Archive/2026").
+func (m *Mailbox) Name() string { return m.b.name }
+
+// Close releases the handle. When the last handle on a folder closes, its
+// index is dropped from memory.
+func (m *Mailbox) Close() error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	m.b.s.release(m.b)
+	return nil
+}
+
+// Read brings the index up to date with the disk (a cheap check when
+// nothing changed) and calls fn with a view of it. Changes wait while fn
+// runs, so fn must not block: copy what you need and do I/O afterwards.
+func (m *Mailbox) Read(ctx context.Context, fn func(v *View)) error {
+	if err := m.b.refresh(ctx); err != nil {
+		return err
+	}
+	m.b.mu.RLock()
+	defer m.b.mu.RUnlock()
+	fn(&View{b: m.b})
+	return nil
+}
+
+// Watch registers fn for the change feed and returns the number of messages
+// at that moment: the state the first change applies to. fn is called in
+// order, synchronously with the change and with the mailbox locked, so it
+// must only queue the change. cancel unregisters fn.
+func (m *Mailbox) Watch(fn func(Change)) (n int, cancel func()) {
+	b := m.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.nextWatch++
+	id := b.nextWatch
+	b.watchers = append(b.watchers, watcherFunc{id: id, fn: fn})
+	return len(b.msgs), func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for i, w := range b.watchers {
+			if w.id == id {
+				b.watchers = append(b.watchers[:i:i], b.watchers[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
+// Status sums up the mailbox.
+func (m *Mailbox) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := m.Read(ctx, func(v *View) {
+		b := v.b
+		st.Messages = len(b.msgs)
+		st.UIDNext = b.nextUID
+		st.UIDValidity = b.uidValidity
+		for i := range b.msgs {
+			e := &b.msgs[i]
+			st.Size += e.size
+			if e.recent {
+				st.Recent++
+			}
+			if e.flags&FlagDeleted != 0 {
+				st.Deleted++
+			}
+			if e.flags&FlagSeen == 0 {
+				st.Unseen++
+				if st.FirstUnseen == 0 {
+					st.FirstUnseen = i + 1
+				}
+			}
+		}
+	})
+	return st, err
+}
+
+// ClaimRecent returns the UIDs of the messages no session has seen yet and
+// marks them seen, so exactly one session reports each message as recent
+// (RFC 3501 §2.3.2).
+func (m *Mailbox) ClaimRecent(ctx context.Context) ([]uint32, error) {
+	if err := m.b.refresh(ctx); err != nil {
+		return nil, err
+	}
+	b := m.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var uids []uint32
+	for i := range b.msgs {
+		if b.msgs[i].recent {
+			b.msgs[i].recent = false
+			uids = append(uids, b.msgs[i].uid)
+		}
+	}
+	return uids, nil
+}
+
+// InternalDate returns a message's internal date: its file's mtime, looked
+// up on first use and remembered.
+func (m *Mailbox) InternalDate(uid uint32) (time.Time, error) {
+	b := m.b
+	b.mu.RLock()
+	i := b.find(uid)
+	if i < 0 {
+		b.mu.RUnlock()
+		return time.Time{}, ErrNoSuchMessage
+	}
+	e := b.msgs[i]
+	b.mu.RUnlock()
+	if e.mtime != 0 {
+		return time.Unix(0, e.mtime), nil
+	}
+	fi, err := b.statMessage(context.Background(), uid)
+	if err != nil {
+		return time.Time{}, err
+	}
+	t := fi.ModTime()
+	b.mu.Lock()
+	if i := b.find(uid); i >= 0 {
+		b.msgs[i].mtime = t.UnixNano()
+	}
+	b.mu.Unlock()
+	return t, nil
+}
+
+// View is a consistent look at a mailbox's index, valid only inside the
+// function given to Mailbox.Read.
+type View struct {
+	b *box
+}
+
+// Len is the number of messages.
+func (v *View) Len() int { return len(v.b.msgs) }
+
+// At returns the message at 0-based index i (sequence number i+1).
+func (v *View) At(i int) Message {
+	e := &v.b.msgs[i]
+	return Message{
+		UID:      e.uid,
+		Flags:    e.flags,
+		Keywords: v.b.kwCache[e.kw],
+		Size:     e.size,
+		Recent:   e.recent,
+	}
+}
+
+// Seq returns the 1-based sequence number of uid, 0 if there is none.
+func (v *View) Seq(uid uint32) int { return v.b.find(uid) + 1 }
+
+// SearchUID returns the 0-based index of the first message with a UID of at
+// least uid (Len() if none), for walking UID ranges.
+func (v *View) SearchUID(uid uint32) int {
+	return sort.Search(len(v.b.msgs), func(i int) bool { return v.b.msgs[i].uid >= uid })
+}
+
+// UIDValidity is the mailbox's UIDVALIDITY.
+func (v *View) UIDValidity() uint32 { return v.b.uidValidity }
+
+// UIDNext is the UID the next message will get.
+func (v *View) UIDNext() uint32 { return v.b.nextUID }
+
+// Keywords are the mailbox's defined keywords, used or not, in the order of
+// dovecot-keywords.
+func (v *View) Keywords() []string {
+	var out []string
+	for _, k := range v.b.keywords {
+		if k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// CanCreateKeywords reports whether a new keyword would fit.
+func (v *View) CanCreateKeywords() bool { return len(v.b.definedKeywords()) < maxKeywords }
+
+// Ext returns an extension field of the message's dovecot-uidlist line,
+// e.g. 'P' for a POP3 UIDL kept from another server.
+func (v *View) Ext(i int, key byte) (string, bool) { return extField(v.b.msgs[i].ext, key) }
+
+func (b *box) definedKeywords() []string {
+	var out []string
+	for _, k := range b.keywords {
+		if k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// find returns the index of uid in b.msgs, or -1. b.mu must be held.
+func (b *box) find(uid uint32) int {
+	i := sort.Search(len(b.msgs), func(i int) bool { return b.msgs[i].uid >= uid })
+	if i < len(b.msgs) && b.msgs[i].uid == uid {
+		return i
+	}
+	return -1
+}
+
+// keywordNames returns the (shared) list of names of a keyword bit set.
+// b.mu must be held for writing if the set may be new.
+func (b *box) keywordNames(kw uint32) []string {
+	if kw == 0 {
+		return nil
+	}
+	if names, ok := b.kwCache[kw]; ok {
+		return names
+	}
+	var names []string
+	for i := 0; i < maxKeywords; i++ {
+		if kw&(1<<i) != 0 && i < len(b.keywords) && b.keywords[i] != "" {
+			names = append(names, b.keywords[i])
+		}
+	}
+	b.kwCache[kw] = names
+	return names
+}
+
+// emit delivers a change to every watcher. b.mu is held for writing.
+func (b *box) emit(c Change) {
+	for _, w := range b.watchers {
+		w.fn(c)
+	}
+}
+
+func (b *box) filePath(e *entry) string {
+	if e.inNew {
+		return filepath.Join(b.path, "new", e.name)
+	}
+	return filepath.Join(b.path, "cur", e.name)
+}
+
+// statMessage stats a message's file; if it is not where the index says
+// (another process renamed it), it syncs once and tries again.
+func (b *box) statMessage(ctx context.Context, uid uint32) (os.FileInfo, error) {
+	for attempt := 0; ; attempt++ {
+		b.mu.RLock()
+		i := b.find(uid)
+		var p string
+		if i >= 0 {
+			p = b.filePath(&b.msgs[i])
+		}
+		b.mu.RUnlock()
+		if i < 0 {
+			return nil, ErrNoSuchMessage
+		}
+		fi, err := os.Stat(p)
+		if err == nil {
+			return fi, nil
+		}
+		if !os.IsNotExist(err) || attempt > 0 {
+			return nil, fmt.Errorf("store: stat message %d: %w", uid, err)
+		}
+		b.dirty.Store(true)
+		if err := b.refresh(ctx); err != nil {
+			return nil, err
+		}
+	}
+}

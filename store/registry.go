@@ -1,0 +1,127 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// openBox returns the shared box of a folder, loading it on first use.
+func (s *Store) openBox(ctx context.Context, root, name, path string) (*Mailbox, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	b, ok := s.boxes[path]
+	if !ok {
+		b = &box{s: s, name: name, root: root, path: path, kwCache: make(map[uint32][]string)}
+		s.boxes[path] = b
+		if s.watcher != nil {
+			s.watcher.add(b)
+		}
+	}
+	b.refs++
+	s.mu.Unlock()
+
+	if err := b.refresh(ctx); err != nil {
+		s.release(b)
+		return nil, err
+	}
+	return &Mailbox{b: b}, nil
+}
+
+// release drops one reference to a box; the last one frees it.
+func (s *Store) release(b *box) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b.refs--
+	if b.refs > 0 {
+		return
+	}
+	if s.boxes[b.path] == b {
+		delete(s.boxes, b.path)
+	}
+	if s.watcher != nil {
+		s.watcher.remove(b)
+	}
+}
+
+// forget detaches a box from its path after the folder was deleted or
+// renamed, so the next open of that name loads afresh.
+func (s *Store) forget(path string) {
+	s.mu.Lock()
+	b, ok := s.boxes[path]
+	if ok {
+		delete(s.boxes, path)
+		if s.watcher != nil {
+			s.watcher.remove(b)
+		}
+	}
+	s.mu.Unlock()
+	if ok {
+		b.mu.Lock()
+		b.vanish()
+		b.mu.Unlock()
+	}
+}
+
+// notify marks open boxes under a path as changed, for this process's own
+// writes that bypass a box (Deliver).
+func (s *Store) notify(path string) {
+	s.mu.Lock()
+	b := s.boxes[path]
+	s.mu.Unlock()
+	if b != nil {
+		b.dirty.Store(true)
+		if s.watcher != nil {
+			s.watcher.kick(b)
+		}
+	}
+}
+
+func (s *Store) watching() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.watcher != nil
+}
+
+// allocUIDValidity hands out a UIDVALIDITY for a new folder. Like Dovecot it
+// is the current time, and above the last one given in this Maildir
+// (dovecot-uidvalidity holds it in hex), so a folder deleted and created
+// again in the same second still gets a new one.
+func (s *Store) allocUIDValidity(root string) (uint32, error) {
+	p := filepath.Join(root, "dovecot-uidvalidity")
+	lock, err := acquireDotlock(context.Background(), p+".lock", s.opts.LockTimeout, s.opts.FileMode)
+	if err != nil {
+		return 0, err
+	}
+	defer lock.release()
+	v := uint32(s.opts.Now().Unix())
+	if data, err := os.ReadFile(p); err == nil {
+		if last, err := strconv.ParseUint(strings.TrimSpace(string(data)), 16, 32); err == nil && uint32(last) >= v {
+			v = uint32(last) + 1
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("store: read dovecot-uidvalidity: %w", err)
+	}
+	if err := writeFileAtomic(p, []byte(fmt.Sprintf("%08x", v)), s.opts.FileMode); err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+func fileIDOf(fi os.FileInfo) fileID {
+	id := fileID{mtime: fi.ModTime().UnixNano(), size: fi.Size(), ok: true}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.ino = st.Ino
+		id.ctime = st.Ctim.Nano()
+	}
+	return id
+}

@@ -1,0 +1,233 @@
+// Package store keeps users' mail in Maildir++ folders, in the on-disk format
+// Dovecot and Courier use, so that an existing Dovecot Maildir keeps every UID,
+// UIDVALIDITY, keyword and subscription when Letterbox takes it over.
+//
+// One Store per process holds a registry of open mailboxes: every session of
+// every protocol that opens the same folder shares one in-memory index and one
+// change feed, so a flag set, a message appended or a message expunged by one
+// session is seen by all others. Changes made by other processes (an MDA
+// renaming into new/, another server on the same files) are noticed through
+// inotify and a directory-mtime check before reads.
+//
+// The store knows nothing of IMAP or POP3. Flags are Maildir info letters,
+// keywords are plain names, and mailbox names are UTF-8 with "/" between
+// hierarchy levels.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Errors returned by the store. Callers match them with errors.Is.
+var (
+	ErrNotFound        = errors.New("store: no such mailbox")
+	ErrExists          = errors.New("store: mailbox already exists")
+	ErrInvalidName     = errors.New("store: invalid mailbox name")
+	ErrInvalidUser     = errors.New("store: invalid user name")
+	ErrNoSuchMessage   = errors.New("store: no such message")
+	ErrInboxOperation  = errors.New("store: operation not allowed on INBOX")
+	ErrTooManyKeywords = errors.New("store: too many keywords in this mailbox")
+	ErrLocked          = errors.New("store: locked by another session")
+	ErrTooBig          = errors.New("store: message too big")
+	ErrHasChildren     = errors.New("store: mailbox has children")
+	ErrClosed          = errors.New("store: closed")
+)
+
+// Options configure a Store. The zero value of every field but PathTemplate is
+// a sane default.
+type Options struct {
+	// PathTemplate gives each user's Maildir root. "{user}" is the whole
+	// login name, "{localpart}" the part before "@", "{domain}" the part
+	// after it (empty for a name without "@").
+	// Example: "/var/mail/{domain}/{localpart}/Maildir".
+	PathTemplate string
+
+	// Logger receives store errors that have no caller to return to (a
+	// failed background sync). Default: slog.Default().
+	Logger *slog.Logger
+
+	// Hostname goes into the names of new message files.
+	// Default: os.Hostname().
+	Hostname string
+
+	// DefaultFolders are created, and subscribed, for a user whose Maildir
+	// does not exist yet. Nil means DefaultSpecialFolders.
+	DefaultFolders []Folder
+
+	// NoWatch turns inotify off; changes by other processes are then found
+	// only by the directory-mtime check before each read.
+	NoWatch bool
+
+	// DirMode and FileMode are used for what the store creates.
+	// Defaults 0700 and 0600, as Dovecot does.
+	DirMode  os.FileMode
+	FileMode os.FileMode
+
+	// LockTimeout bounds the wait for another process's dovecot-uidlist
+	// lock. Default 30s. A lock older than 120s is stale and broken.
+	LockTimeout time.Duration
+
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Folder is a mailbox created for every new user.
+type Folder struct {
+	Name       string
+	SpecialUse SpecialUse
+}
+
+// SpecialUse is an RFC 6154 attribute without its backslash: "Sent",
+// "Drafts", "Trash", "Junk", "Archive", "All", "Flagged", or "" for none.
+type SpecialUse string
+
+// The special-use attributes the store knows.
+const (
+	UseNone    SpecialUse = ""
+	UseAll     SpecialUse = "All"
+	UseArchive SpecialUse = "Archive"
+	UseDrafts  SpecialUse = "Drafts"
+	UseFlagged SpecialUse = "Flagged"
+	UseJunk    SpecialUse = "Junk"
+	UseSent    SpecialUse = "Sent"
+	UseTrash   SpecialUse = "Trash"
+)
+
+// DefaultSpecialFolders are the folders every new user gets.
+var DefaultSpecialFolders = []Folder{
+	{Name: "Drafts", SpecialUse: UseDrafts},
+	{Name: "Sent", SpecialUse: UseSent},
+	{Name: "Trash", SpecialUse: UseTrash},
+	{Name: "Junk", SpecialUse: UseJunk},
+	{Name: "Archive", SpecialUse: UseArchive},
+}
+
+// Store opens users' Maildirs. It is safe for concurrent use.
+type Store struct {
+	opts    Options
+	log     *slog.Logger
+	watcher *watcher
+	ids     *nameSource
+
+	mu     sync.Mutex
+	boxes  map[string]*box // by absolute Maildir folder path
+	closed bool
+}
+
+// Open returns a Store for the given options. It touches no files.
+func Open(opts Options) (*Store, error) {
+	if opts.PathTemplate == "" {
+		return nil, errors.New("store: empty path template")
+	}
+	if !strings.Contains(opts.PathTemplate, "{user}") && !strings.Contains(opts.PathTemplate, "{localpart}") {
+		return nil, fmt.Errorf("store: path template %q names no user ({user} or {localpart})", opts.PathTemplate)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		opts.Hostname = h
+	}
+	if opts.DefaultFolders == nil {
+		opts.DefaultFolders = DefaultSpecialFolders
+	}
+	if opts.DirMode == 0 {
+		opts.DirMode = 0o700
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o600
+	}
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Store{
+		opts:  opts,
+		log:   opts.Logger,
+		ids:   newNameSource(opts.Hostname, opts.Now),
+		boxes: make(map[string]*box),
+	}
+	if !opts.NoWatch {
+		w, err := newWatcher(s.log)
+		if err != nil {
+			// inotify can run out of instances; the mtime check still works.
+			s.log.Warn("store: inotify unavailable, relying on directory mtime checks", "err", err)
+		} else {
+			s.watcher = w
+		}
+	}
+	return s, nil
+}
+
+// Close stops watching the file system. Open mailboxes stay readable, but
+// changes by other processes are only seen by the mtime check.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	w := s.watcher
+	s.watcher = nil
+	s.mu.Unlock()
+	if w != nil {
+		return w.close()
+	}
+	return nil
+}
+
+// UserRoot returns the Maildir root of a user from the path template,
+// without touching the disk.
+func (s *Store) UserRoot(name string) (string, error) {
+	if err := ValidUsername(name); err != nil {
+		return "", err
+	}
+	local, domain, _ := strings.Cut(name, "@")
+	r := strings.NewReplacer("{user}", name, "{localpart}", local, "{domain}", domain)
+	return filepath.Clean(r.Replace(s.opts.PathTemplate)), nil
+}
+
+// ValidUsername reports whether name can be a user of the store: it must be
+// usable as a path element, so it may not be empty, start with ".", hold "/",
+// "\\", NUL, control characters or whitespace, or be longer than 255 bytes.
+func ValidUsername(name string) error {
+	if name == "" || len(name) > 255 || name[0] == '.' || name[0] == '@' {
+		return fmt.Errorf("%w: %q", ErrInvalidUser, name)
+	}
+	if strings.Count(name, "@") > 1 || strings.HasSuffix(name, "@") {
+		return fmt.Errorf("%w: %q", ErrInvalidUser, name)
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || r == '/' || r == '\\' || r == ':' {
+			return fmt.Errorf("%w: %q", ErrInvalidUser, name)
+		}
+	}
+	if strings.Contains(name, "..") || strings.Contains(name, "@.") {
+		return fmt.Errorf("%w: %q", ErrInvalidUser, name)
+	}
+	return nil
+}
+
+// User returns the mail of one user, creating the Maildir with the default
+// folders if it does not exist yet.
+func (s *Store) User(name string) (*User, error) {
+	root, err := s.UserRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	u := &User{store: s, name: name, root: root}
+	if err := u.ensure(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
