@@ -262,7 +262,7 @@ func (b *box) keywordBits(names []string, create bool) (uint32, error) {
 		if err := writeFileAtomic(filepath.Join(b.path, keywordsName), marshalKeywords(b.keywords), b.s.opts.FileMode); err != nil {
 			return 0, err
 		}
-		b.kwCache = make(map[uint32][]string)
+		b.rebuildKeywordCache()
 		b.emit(Change{Kind: KeywordsChanged})
 	}
 	return bits, nil
@@ -287,7 +287,7 @@ func (b *box) reloadKeywords() error {
 			b.keywords[i] = k
 		}
 	}
-	b.kwCache = make(map[uint32][]string)
+	b.rebuildKeywordCache()
 	return nil
 }
 

@@ -307,6 +307,16 @@ func (b *box) keywordNames(kw uint32) []string {
 	return names
 }
 
+// rebuildKeywordCache refills the cache of keyword name lists after the
+// keyword table changed. View.At reads the cache under the read lock, so
+// every set in use must be in it.
+func (b *box) rebuildKeywordCache() {
+	b.kwCache = make(map[uint32][]string)
+	for i := range b.msgs {
+		b.keywordNames(b.msgs[i].kw)
+	}
+}
+
 // emit delivers a change to every watcher. b.mu is held for writing.
 func (b *box) emit(c Change) {
 	for _, w := range b.watchers {

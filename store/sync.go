@@ -260,19 +260,24 @@ func (b *box) syncOnce(ctx context.Context, lock *dotlock) error {
 func (b *box) measureMissing() bool {
 	did := false
 	for i := range b.msgs {
-		e := &b.msgs[i]
-		if e.size >= 0 {
-			continue
+		if b.msgs[i].size < 0 && b.measureEntry(&b.msgs[i]) {
+			did = true
 		}
-		n, err := measure(b.filePath(e))
-		if err != nil {
-			continue
-		}
-		e.size = n
-		e.ext = setExtField(e.ext, 'W', strconv.FormatInt(n, 10))
-		did = true
 	}
 	return did
+}
+
+// measureEntry reads a message file once to learn its CRLF size, and keeps
+// it in the uidlist's W field, as Dovecot does when it picks up such a file
+// (the fixture's after-pickup line is "19 W727 :<name>").
+func (b *box) measureEntry(e *entry) bool {
+	crlf, err := measure(b.filePath(e))
+	if err != nil {
+		return false
+	}
+	e.size = crlf
+	e.ext = setExtField(e.ext, 'W', strconv.FormatInt(crlf, 10))
+	return true
 }
 
 // removeIndexes removes the entries at the given ascending indexes.
@@ -403,22 +408,13 @@ func (b *box) assign(ctx context.Context, unknown map[string]found, held *dotloc
 	}
 	sort.Slice(fresh, func(i, j int) bool { return fresh[i].uid < fresh[j].uid })
 
-	// Measure what has no size anywhere; this opens the file once.
+	// Measure what has no size anywhere; this opens the file once. One
+	// that cannot be read now is tried again at the next sync.
 	for i := range fresh {
-		e := &fresh[i]
-		if e.size >= 0 {
-			continue
+		if fresh[i].size < 0 {
+			b.measureEntry(&fresh[i])
 		}
-		n, err := measure(b.filePath(e))
-		if err != nil {
-			// Gone meanwhile, or unreadable: leave it for the next sync.
-			e.uid = 0
-			continue
-		}
-		e.size = n
-		e.ext = setExtField(e.ext, 'W', strconv.FormatInt(n, 10))
 	}
-	fresh = slices.DeleteFunc(fresh, func(e entry) bool { return e.uid == 0 })
 
 	// new/ → cur/: the message is now known to a reader (Maildir spec).
 	n0 := len(b.msgs)
