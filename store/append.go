@@ -138,7 +138,9 @@ func (b *box) commit(ctx context.Context, ps []pending, origin any) ([]uint32, e
 	n0 := len(b.msgs)
 	for i, p := range ps {
 		name := curName(p.base, p.flags, kws[i])
-		if err := os.Rename(p.tmpPath, filepath.Join(b.path, "cur", name)); err != nil {
+		dst := filepath.Join(b.path, "cur", name)
+		b.expect(dst)
+		if err := os.Rename(p.tmpPath, dst); err != nil {
 			for _, q := range ps[i:] {
 				os.Remove(q.tmpPath)
 			}

@@ -62,7 +62,9 @@ func (m *Mailbox) SetFlags(ctx context.Context, uids []uint32, op FlagOp, flags 
 			continue
 		}
 		name := curName(e.base(), nf, nkw)
-		if err := os.Rename(b.filePath(e), filepath.Join(b.path, "cur", name)); err != nil {
+		from, to := b.filePath(e), filepath.Join(b.path, "cur", name)
+		b.expect(from, to)
+		if err := os.Rename(from, to); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				// Renamed or removed by another process: the
 				// next sync sorts it out.
@@ -116,7 +118,9 @@ func (m *Mailbox) Expunge(ctx context.Context, opts ExpungeOptions) ([]uint32, e
 		if opts.OnlyDeleted && e.flags&FlagDeleted == 0 {
 			continue
 		}
-		err := os.Remove(b.filePath(e))
+		p := b.filePath(e)
+		b.expect(p)
+		err := os.Remove(p)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			if len(idx) == 0 {
 				return nil, fmt.Errorf("store: expunge: %w", err)

@@ -42,6 +42,12 @@ type box struct {
 
 	dirty atomic.Bool // set by inotify: something changed on disk
 
+	// own holds paths this process just renamed or removed, so the
+	// inotify events they cause do not trigger a sync of a folder the
+	// index already matches.
+	ownMu sync.Mutex
+	own   map[string]struct{}
+
 	mu          sync.RWMutex
 	loaded      bool
 	gone        bool
@@ -305,6 +311,30 @@ func (b *box) keywordNames(kw uint32) []string {
 	}
 	b.kwCache[kw] = names
 	return names
+}
+
+// expect records paths about to be changed by us.
+func (b *box) expect(paths ...string) {
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	if b.own == nil || len(b.own) > 100000 {
+		// Events that never came (an overflow): start over.
+		b.own = make(map[string]struct{})
+	}
+	for _, p := range paths {
+		b.own[p] = struct{}{}
+	}
+}
+
+// expected reports, once, whether an event's path was our own change.
+func (b *box) expected(path string) bool {
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	if _, ok := b.own[path]; ok {
+		delete(b.own, path)
+		return true
+	}
+	return false
 }
 
 // rebuildKeywordCache refills the cache of keyword name lists after the

@@ -429,7 +429,9 @@ func (b *box) assign(ctx context.Context, unknown map[string]found, held *dotloc
 			continue
 		}
 		name := curName(e.base(), e.flags, e.kw)
-		if err := os.Rename(filepath.Join(b.path, "new", e.name), filepath.Join(b.path, "cur", name)); err == nil {
+		from, to := filepath.Join(b.path, "new", e.name), filepath.Join(b.path, "cur", name)
+		b.expect(from, to)
+		if err := os.Rename(from, to); err == nil {
 			e.name, e.inNew = name, false
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			b.s.log.Warn("store: cannot move message to cur/", "mailbox", b.name, "err", err)

@@ -15,8 +15,9 @@ import (
 // so that sessions waiting in IDLE hear of a delivery within moments even
 // when nobody reads the folder. Events are not interpreted: any event marks
 // the folder dirty and schedules one sync shortly after, which compares the
-// directory with the index. Bursts (a STORE on many messages renames many
-// files) collapse into one sync.
+// directory with the index. Bursts collapse into one sync, and events for
+// our own renames and removals (box.expect) are dropped: the index already
+// has them.
 
 const syncDelay = 50 * time.Millisecond
 
@@ -84,7 +85,7 @@ func (w *watcher) run() {
 			w.mu.Lock()
 			b := w.dirs[filepath.Dir(ev.Name)]
 			w.mu.Unlock()
-			if b != nil {
+			if b != nil && !b.expected(ev.Name) {
 				b.dirty.Store(true)
 				w.kick(b)
 			}
