@@ -1,0 +1,371 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/v2"
+)
+
+// decoder turns merged values into typed fields. Values arrive typed from
+// TOML and flags but as strings from the environment, so every getter takes
+// both. Problems are collected, not returned, so one run reports them all.
+type decoder struct {
+	k    *koanf.Koanf
+	src  map[string]string
+	used map[string]bool // lets a test prove every key is decoded
+	errs []error
+}
+
+func (d *decoder) decode(dataDirBase string) *Config {
+	c := &Config{}
+	c.DataDir = d.dir("data_dir", dataDirBase)
+	c.Hostname = d.hostname("hostname")
+
+	c.Log.Level = d.level("log.level")
+	c.Log.Format = d.oneOf("log.format", "text", "json")
+
+	c.TLS.CertFile = d.path("tls.cert_file", c.DataDir)
+	c.TLS.KeyFile = d.path("tls.key_file", c.DataDir)
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		key := "tls.key_file"
+		if c.TLS.CertFile == "" {
+			key = "tls.cert_file"
+		}
+		d.fail(key, errors.New("tls.cert_file and tls.key_file must be set together"))
+	}
+	switch d.oneOf("tls.min_version", "1.2", "1.3") {
+	case "1.3":
+		c.TLS.MinVersion = tls.VersionTLS13
+	default:
+		c.TLS.MinVersion = tls.VersionTLS12
+	}
+
+	c.Auth.UsersFile = d.path("auth.users_file", c.DataDir)
+	if c.Auth.UsersFile == "" {
+		d.fail("auth.users_file", errors.New("must not be empty"))
+	}
+	c.Auth.AllowInsecure = d.bool("auth.allow_insecure")
+	c.Auth.AllowInsecureLoopback = d.bool("auth.allow_insecure_loopback")
+	c.Auth.FailDelay = d.duration("auth.fail_delay", 0, time.Minute)
+	c.Auth.ThrottleFailures = d.int("auth.throttle_failures", 0)
+	c.Auth.ThrottleWindow = d.duration("auth.throttle_window", time.Second, 0)
+
+	c.Mail.Path = d.template("mail.path", c.DataDir)
+
+	c.POP3.Listen = d.listen("pop3.listen")
+	c.POP3.ListenTLS = d.listen("pop3.listen_tls")
+	c.POP3.MaxConnections = d.int("pop3.max_connections", 1)
+	c.POP3.MaxConnectionsPerIP = d.int("pop3.max_connections_per_ip", 1)
+	c.POP3.IdleTimeout = d.duration("pop3.idle_timeout", MinPOP3IdleTimeout, 0)
+	// RFC 2449 §4: commands may be up to 255 octets including CRLF.
+	c.POP3.MaxLineLength = d.int("pop3.max_line_length", 255)
+	c.POP3.MaxBadCommands = d.int("pop3.max_bad_commands", 1)
+
+	c.IMAP.Listen = d.listen("imap.listen")
+	c.IMAP.ListenTLS = d.listen("imap.listen_tls")
+	c.IMAP.MaxConnections = d.int("imap.max_connections", 1)
+	c.IMAP.MaxConnectionsPerIP = d.int("imap.max_connections_per_ip", 1)
+	c.IMAP.MaxConnectionsPerUser = d.int("imap.max_connections_per_user", 1)
+	c.IMAP.IdleTimeout = d.duration("imap.idle_timeout", MinIMAPIdleTimeout, 0)
+	c.IMAP.AppendLimit = d.int64("imap.append_limit", 1, math.MaxInt64)
+	// RFC 7162 §4: servers SHOULD accept command lines of 8192 octets.
+	c.IMAP.MaxLineLength = d.int("imap.max_line_length", 8192)
+
+	d.uniqueListeners([]keyed{
+		{"pop3.listen", c.POP3.Listen}, {"pop3.listen_tls", c.POP3.ListenTLS},
+		{"imap.listen", c.IMAP.Listen}, {"imap.listen_tls", c.IMAP.ListenTLS},
+	})
+	return c
+}
+
+func (d *decoder) get(key string) any {
+	d.used[key] = true
+	return d.k.Get(key)
+}
+
+func (d *decoder) fail(key string, err error) {
+	d.errs = append(d.errs, &Error{Key: key, Source: d.src[key], Value: d.k.Get(key), Err: err})
+}
+
+func (d *decoder) string(key string) string {
+	switch v := d.get(key).(type) {
+	case string:
+		return v
+	default:
+		d.fail(key, fmt.Errorf("want a string, not %T", v))
+		return ""
+	}
+}
+
+func (d *decoder) bool(key string) bool {
+	switch v := d.get(key).(type) {
+	case bool:
+		return v
+	case string:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			d.fail(key, errors.New("want true or false"))
+		}
+		return b
+	default:
+		d.fail(key, fmt.Errorf("want true or false, not %T", v))
+		return false
+	}
+}
+
+func (d *decoder) int64(key string, lo, hi int64) int64 {
+	var n int64
+	switch v := d.get(key).(type) {
+	case int64:
+		n = v
+	case string:
+		var err error
+		if n, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil {
+			d.fail(key, errors.New("want an integer"))
+			return 0
+		}
+	default:
+		d.fail(key, fmt.Errorf("want an integer, not %T", v))
+		return 0
+	}
+	if n < lo || n > hi {
+		d.fail(key, fmt.Errorf("must be between %d and %d", lo, hi))
+		return 0
+	}
+	return n
+}
+
+func (d *decoder) int(key string, lo int64) int {
+	return int(d.int64(key, lo, math.MaxInt32))
+}
+
+// duration parses a Go duration ("90s", "15m", "1h30m"); hi 0 means no upper
+// bound.
+func (d *decoder) duration(key string, lo, hi time.Duration) time.Duration {
+	s, ok := d.get(key).(string)
+	if !ok {
+		d.fail(key, errors.New(`want a duration string such as "30s" or "15m"`))
+		return 0
+	}
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	switch {
+	case err != nil:
+		d.fail(key, errors.New(`want a duration such as "30s" or "15m"`))
+	case v < lo:
+		d.fail(key, fmt.Errorf("must be at least %s", FormatDuration(lo)))
+	case hi > 0 && v > hi:
+		d.fail(key, fmt.Errorf("must be at most %s", FormatDuration(hi)))
+	default:
+		return v
+	}
+	return 0
+}
+
+func (d *decoder) oneOf(key string, allowed ...string) string {
+	s := strings.ToLower(strings.TrimSpace(d.string(key)))
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	d.fail(key, fmt.Errorf("want one of %s", strings.Join(allowed, ", ")))
+	return allowed[0]
+}
+
+func (d *decoder) level(key string) slog.Level {
+	switch d.oneOf(key, "debug", "info", "warn", "error") {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// list accepts a TOML array, a flag's string slice, or an environment
+// variable's comma-separated string ("" is the empty list).
+func (d *decoder) list(key string) []string {
+	var out []string
+	switch v := d.get(key).(type) {
+	case []any:
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				d.fail(key, fmt.Errorf("want a list of strings, found %T", e))
+				return nil
+			}
+			out = append(out, s)
+		}
+	case []string:
+		out = v
+	case string:
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	default:
+		d.fail(key, fmt.Errorf("want a list of strings, not %T", v))
+	}
+	if len(out) == 0 {
+		return nil // one spelling of "disabled", whatever the layer
+	}
+	return out
+}
+
+// listen checks host:port pairs. The host must be empty (all addresses), an
+// IP address or "localhost": resolving names when the config is read would
+// make binding depend on DNS.
+func (d *decoder) listen(key string) []string {
+	addrs := d.list(key)
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			d.fail(key, fmt.Errorf("listen address %q: want host:port, [ipv6]:port or :port", a))
+			continue
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			d.fail(key, fmt.Errorf("listen address %q: port must be a number 0-65535", a))
+		}
+		if host != "" && host != "localhost" {
+			if _, err := netip.ParseAddr(host); err != nil {
+				d.fail(key, fmt.Errorf("listen address %q: host must be an IP address, localhost or empty", a))
+			}
+		}
+	}
+	return addrs
+}
+
+type keyed struct {
+	key   string
+	addrs []string
+}
+
+// uniqueListeners catches one address configured twice, which would only
+// fail later at bind time. Port 0 is exempt: each bind gets its own port.
+func (d *decoder) uniqueListeners(lists []keyed) {
+	seen := make(map[string]string)
+	for _, l := range lists {
+		key := l.key
+		for _, a := range l.addrs {
+			host, port, err := net.SplitHostPort(a)
+			if err != nil || port == "0" {
+				continue
+			}
+			norm := net.JoinHostPort(host, port)
+			if ip, err := netip.ParseAddr(host); err == nil {
+				norm = net.JoinHostPort(ip.Unmap().String(), port)
+			}
+			if other, ok := seen[norm]; ok {
+				d.fail(key, fmt.Errorf("listen address %q is also in %s", a, other))
+			}
+			seen[norm] = key
+		}
+	}
+}
+
+// dir returns an absolute directory; relative ones resolve against base.
+func (d *decoder) dir(key, base string) string {
+	p := strings.TrimSpace(d.string(key))
+	if p == "" {
+		d.fail(key, errors.New("must not be empty"))
+		return base
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(base, p)
+	}
+	return filepath.Clean(p)
+}
+
+// path returns "" for "", else an absolute path relative to dataDir.
+func (d *decoder) path(key, dataDir string) string {
+	p := strings.TrimSpace(d.string(key))
+	if p == "" {
+		return ""
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dataDir, p)
+	}
+	return filepath.Clean(p)
+}
+
+// template checks a mail path template's placeholders and makes it absolute.
+func (d *decoder) template(key, dataDir string) string {
+	p := d.path(key, dataDir)
+	if err := checkTemplate(p); err != nil {
+		d.fail(key, err)
+	}
+	return p
+}
+
+func checkTemplate(p string) error {
+	named := false
+	for rest := p; rest != ""; {
+		i := strings.IndexAny(rest, "{}")
+		if i < 0 {
+			break
+		}
+		if rest[i] == '}' {
+			return errors.New(`unmatched "}"`)
+		}
+		end := strings.IndexByte(rest[i:], '}')
+		if end < 0 {
+			return errors.New(`unmatched "{"`)
+		}
+		switch name := rest[i : i+end+1]; name {
+		case "{user}", "{localpart}":
+			named = true
+		case "{domain}":
+		default:
+			return fmt.Errorf("unknown placeholder %s; want {user}, {localpart} or {domain}", name)
+		}
+		rest = rest[i+end+1:]
+	}
+	if !named {
+		return errors.New("must contain {user} or {localpart}, or all users would share one Maildir")
+	}
+	return nil
+}
+
+// hostname fills in the system name for "". It goes into Maildir file
+// names, where "/" and ":" have meaning.
+func (d *decoder) hostname(key string) string {
+	h := strings.TrimSpace(d.string(key))
+	if h == "" {
+		var err error
+		if h, err = os.Hostname(); err != nil || h == "" {
+			h = "localhost"
+		}
+		return h
+	}
+	if strings.ContainsAny(h, "/:\\,") || strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		d.fail(key, errors.New(`must not contain "/", ":", "\", ",", spaces or control characters`))
+	}
+	return h
+}
+
+// FormatDuration writes d as the config does: "15m", not "15m0s".
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

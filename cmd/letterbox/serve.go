@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/letterbox-mail/letterbox/auth"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/config"
+	"github.com/letterbox-mail/letterbox/store"
+)
+
+// drainTimeout bounds a graceful shutdown; after it, connections are cut.
+const drainTimeout = 30 * time.Second
+
+// protoServer is what serve needs of a protocol server. pop3.Server and
+// imap.Server are shaped like net/http.Server and tell implicit TLS from a
+// plain connection by the conn being a *tls.Conn.
+type protoServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// deps is what a protocol server is built from.
+type deps struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	tls   *tls.Config // for STARTTLS/STLS on plain listeners
+	auth  *auth.Authenticator
+	store *store.Store
+}
+
+// protocol plugs one protocol into serve. build may return a nil server: the
+// protocol is then skipped, with a warning.
+type protocol struct {
+	name      string
+	listen    []string
+	listenTLS []string // wrapped in tls.NewListener by serve
+	build     func(deps) (protoServer, error)
+}
+
+func protocols(cfg *config.Config) []protocol {
+	return []protocol{
+		{name: "pop3", listen: cfg.POP3.Listen, listenTLS: cfg.POP3.ListenTLS, build: newPOP3},
+		{name: "imap", listen: cfg.IMAP.Listen, listenTLS: cfg.IMAP.ListenTLS, build: newIMAP},
+	}
+}
+
+func (c *cli) serve(ctx context.Context, args []string) int {
+	fs := c.flags("serve", true)
+	if code, ok := c.parse(fs, "[FLAGS]", args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return c.fail(fs, exitUsage, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	cfg, ok := c.loadConfig(fs)
+	if !ok {
+		return exitConfig
+	}
+	protos := protocols
+	if c.protocols != nil {
+		protos = c.protocols
+	}
+	return c.runServers(ctx, cfg, newLogger(cfg.Log, c.stderr), protos(cfg))
+}
+
+// boundListener is a listener with the server that will serve it.
+type boundListener struct {
+	proto  string
+	srv    protoServer
+	l      net.Listener
+	addr   string // actual address, after port 0 is resolved
+	secure bool   // implicit TLS
+}
+
+// runServers sets everything up, serves until ctx is done or SIGTERM/SIGINT
+// arrives, then drains. Everything is bound before anything is served, so a
+// port conflict fails the start instead of leaving half a server.
+func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logger, protos []protocol) int {
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigc)
+
+	log.Info("starting letterbox", "version", versionString(), "config", configName(cfg), "data_dir", cfg.DataDir)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		log.Error("cannot create data directory", "err", err)
+		return exitConfig
+	}
+	tlsConfig, certs, err := newTLSConfig(cfg, log, time.Now)
+	if err != nil {
+		log.Error("TLS setup failed", "err", err)
+		return exitConfig
+	}
+	st, err := store.Open(store.Options{PathTemplate: cfg.Mail.Path, Logger: log, Hostname: cfg.Hostname})
+	if err != nil {
+		log.Error("cannot open the mail store", "err", err)
+		return exitConfig
+	}
+	defer st.Close()
+
+	demo, err := firstRun(cfg, st)
+	if err != nil {
+		log.Error("first run: cannot create the demo user", "err", err)
+		return exitFailure
+	}
+	if demo != nil {
+		// Shown even if the start fails below: the next start will not
+		// create the user again, so this is the only chance to see it.
+		defer demo.announce(c.stdout, cfg, nil, false)
+	}
+	if _, err := os.Stat(cfg.Auth.UsersFile); errors.Is(err, fs.ErrNotExist) {
+		log.Error("users file does not exist; add a user with: letterbox user add --config FILE NAME", "users_file", cfg.Auth.UsersFile)
+		return exitConfig
+	}
+	authn, err := auth.New(authOptions(cfg, log))
+	if err != nil {
+		log.Error("cannot load users", "err", err)
+		return exitConfig
+	}
+
+	d := deps{cfg: cfg, log: log, tls: tlsConfig, auth: authn, store: st}
+	listeners, err := bindAll(ctx, d, protos)
+	if err != nil {
+		log.Error("startup failed", "err", err)
+		return exitFailure
+	}
+	if demo != nil {
+		demo.announce(c.stdout, cfg, listeners, len(listeners) > 0)
+	}
+
+	errc := make(chan error, len(listeners))
+	for _, b := range listeners {
+		tlsMode := "starttls"
+		if b.secure {
+			tlsMode = "implicit"
+		}
+		log.Info("listening", "proto", b.proto, "addr", b.addr, "tls", tlsMode)
+		go func() {
+			err := b.srv.Serve(b.l)
+			errc <- fmt.Errorf("%s on %s: %w", b.proto, b.addr, err)
+		}()
+	}
+	if len(listeners) == 0 {
+		log.Warn("no protocol server is running; waiting for a signal to stop")
+	}
+	log.Info("letterbox ready")
+	sdNotify(c.environ, "READY=1")
+
+	exit := exitOK
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "reason", context.Cause(ctx))
+			break wait
+		case s := <-sigc:
+			if s == syscall.SIGHUP {
+				reload(log, authn, certs)
+				continue
+			}
+			log.Info("shutting down", "signal", s.String(), "drain_timeout", drainTimeout)
+			break wait
+		case err := <-errc:
+			log.Error("server stopped unexpectedly", "err", err)
+			exit = exitFailure
+			break wait
+		}
+	}
+	sdNotify(c.environ, "STOPPING=1")
+	servers := uniqueServers(listeners)
+	done := make(chan struct{})
+	go func() {
+		shutdownAll(servers, log)
+		close(done)
+	}()
+	for {
+		select {
+		case <-done:
+			log.Info("stopped")
+			return exit
+		case s := <-sigc:
+			if s == syscall.SIGHUP {
+				continue
+			}
+			log.Warn("second signal; exiting without draining", "signal", s.String())
+			for _, srv := range servers {
+				srv.Close()
+			}
+			return exitFailure
+		}
+	}
+}
+
+// bindAll builds the protocol servers and binds all their listeners; on any
+// failure it closes what it bound.
+func bindAll(ctx context.Context, d deps, protos []protocol) (bound []boundListener, err error) {
+	defer func() {
+		if err != nil {
+			for _, b := range bound {
+				b.l.Close()
+			}
+			bound = nil
+		}
+	}()
+	var lc net.ListenConfig
+	for _, p := range protos {
+		if len(p.listen)+len(p.listenTLS) == 0 {
+			continue
+		}
+		srv, err := p.build(d)
+		if err != nil {
+			return bound, fmt.Errorf("%s: %w", p.name, err)
+		}
+		if srv == nil {
+			d.log.Warn("protocol server not built yet; its listeners are skipped", "proto", p.name,
+				"listen", p.listen, "listen_tls", p.listenTLS)
+			continue
+		}
+		for _, secure := range []bool{false, true} {
+			addrs := p.listen
+			if secure {
+				addrs = p.listenTLS
+			}
+			for _, addr := range addrs {
+				l, err := lc.Listen(ctx, "tcp", addr)
+				if err != nil {
+					return bound, fmt.Errorf("%s: %w", p.name, err)
+				}
+				b := boundListener{proto: p.name, srv: srv, l: l, addr: l.Addr().String(), secure: secure}
+				if secure {
+					b.l = tls.NewListener(l, d.tls)
+				}
+				bound = append(bound, b)
+			}
+		}
+	}
+	return bound, nil
+}
+
+func uniqueServers(bound []boundListener) []protoServer {
+	var out []protoServer
+	seen := make(map[protoServer]bool)
+	for _, b := range bound {
+		if !seen[b.srv] {
+			seen[b.srv] = true
+			out = append(out, b.srv)
+		}
+	}
+	return out
+}
+
+// shutdownAll drains every server at once within drainTimeout, then cuts
+// off whatever is left.
+func shutdownAll(servers []protoServer, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				log.Warn("drain incomplete; closing remaining connections", "err", err)
+				srv.Close()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// reload re-reads the users file and the certificate on SIGHUP. Both also
+// reload by themselves when their files change; SIGHUP forces it now.
+func reload(log *slog.Logger, authn *auth.Authenticator, certs *certLoader) {
+	if err := authn.Reload(); err != nil {
+		log.Error("SIGHUP: users file not reloaded; previous users stay in force", "err", err)
+	} else {
+		log.Info("SIGHUP: users file reloaded")
+	}
+	if err := certs.load(); err != nil {
+		log.Error("SIGHUP: TLS certificate not reloaded; previous one stays in force", "err", err)
+	} else {
+		log.Info("SIGHUP: TLS certificate reloaded")
+	}
+}
+
+// authOptions maps the config to auth.Options, whose zero values mean
+// "default": in the config, 0 means "off".
+func authOptions(cfg *config.Config, log *slog.Logger) auth.Options {
+	o := auth.Options{
+		UsersFile:        cfg.Auth.UsersFile,
+		Logger:           log,
+		FailDelay:        cfg.Auth.FailDelay,
+		ThrottleFailures: cfg.Auth.ThrottleFailures,
+		ThrottleWindow:   cfg.Auth.ThrottleWindow,
+	}
+	if o.FailDelay == 0 {
+		o.FailDelay = -1
+	}
+	if o.ThrottleFailures == 0 {
+		o.ThrottleFailures = -1
+	}
+	return o
+}
+
+func configName(cfg *config.Config) string {
+	if cfg.File == "" {
+		return "(embedded defaults)"
+	}
+	return cfg.File
+}
