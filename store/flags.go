@@ -90,7 +90,9 @@ func (m *Mailbox) SetFlags(ctx context.Context, uids []uint32, op FlagOp, flags 
 	return out, nil
 }
 
-// Expunge removes messages for good and returns the UIDs it removed.
+// Expunge removes messages for good and returns the UIDs it removed. If a
+// file cannot be removed it stops there and returns what it removed so
+// far together with the error.
 func (m *Mailbox) Expunge(ctx context.Context, opts ExpungeOptions) ([]uint32, error) {
 	b := m.b
 	if err := b.refresh(ctx); err != nil {
@@ -110,6 +112,7 @@ func (m *Mailbox) Expunge(ctx context.Context, opts ExpungeOptions) ([]uint32, e
 	}
 	fresh := b.dirsFresh()
 	var idx []int
+	var failed error
 	for i := range b.msgs {
 		e := &b.msgs[i]
 		if want != nil && !want[e.uid] {
@@ -122,10 +125,7 @@ func (m *Mailbox) Expunge(ctx context.Context, opts ExpungeOptions) ([]uint32, e
 		b.expect(p)
 		err := os.Remove(p)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			if len(idx) == 0 {
-				return nil, fmt.Errorf("store: expunge: %w", err)
-			}
-			b.s.log.Error("store: expunge", "mailbox", b.name, "uid", e.uid, "err", err)
+			failed = fmt.Errorf("store: expunge UID %d: %w", e.uid, err)
 			break
 		}
 		if err != nil {
@@ -137,7 +137,7 @@ func (m *Mailbox) Expunge(ctx context.Context, opts ExpungeOptions) ([]uint32, e
 		idx = append(idx, i)
 	}
 	if len(idx) == 0 {
-		return nil, nil
+		return nil, failed
 	}
 	if err := syncDir(filepath.Join(b.path, "cur")); err != nil {
 		b.s.log.Warn("store: fsync cur/", "mailbox", b.name, "err", err)
@@ -152,5 +152,5 @@ func (m *Mailbox) Expunge(ctx context.Context, opts ExpungeOptions) ([]uint32, e
 	if fresh {
 		b.restamp()
 	}
-	return uids, nil
+	return uids, failed
 }
