@@ -163,11 +163,16 @@ func (b *box) commit(ctx context.Context, ps []pending, origin any) ([]uint32, e
 		b.s.log.Warn("store: fsync cur/", "mailbox", b.name, "err", err)
 	}
 	if err := b.writeUidlist(); err != nil {
-		// The files are in cur/ and will be numbered by the next sync;
-		// nothing is lost, but the caller cannot be given UIDs.
+		// Disk full, most likely. The caller is told the append
+		// failed, so take the files back out: a message the client
+		// will send again must not also appear later.
+		for i := n0; i < len(b.msgs); i++ {
+			p := filepath.Join(b.path, "cur", b.msgs[i].name)
+			b.expect(p)
+			os.Remove(p)
+		}
 		b.msgs = b.msgs[:n0]
 		b.nextUID -= uint32(len(uids))
-		b.dirty.Store(true)
 		return nil, err
 	}
 	for i := n0; i < len(b.msgs); i++ {
