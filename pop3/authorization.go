@@ -192,6 +192,9 @@ func (s *session) authenticate(user, pass string) error {
 	s.state = stateTransaction
 	s.log = s.log.With("user", name)
 	s.log.Info("pop3: logged in", "messages", len(msgs), "tls", s.isTLS)
+	if o := s.srv.Observer; o != nil {
+		o.Authenticated(s.accepted, name)
+	}
 	s.writeLine("+OK Logged in.")
 	return nil
 }

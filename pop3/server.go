@@ -41,6 +41,16 @@ const (
 // Close.
 var ErrServerClosed = errors.New("pop3: server closed")
 
+// Observer watches sessions. Its methods are called from the session's
+// goroutine and must not block. c is the connection as Serve accepted it
+// (before any STLS), so it identifies the session.
+type Observer interface {
+	// Authenticated: c logged in as user.
+	Authenticated(c net.Conn, user string)
+	// Command: a command finished after d; ok is false for -ERR.
+	Command(c net.Conn, name string, d time.Duration, ok bool)
+}
+
 // Server is a POP3 server. Set the fields, then call Serve; do not change
 // them afterwards. Zero values mean the documented default.
 type Server struct {
@@ -96,6 +106,10 @@ type Server struct {
 	// Logger receives the server's log lines, each session's with a
 	// "conn" attribute. Default slog.Default().
 	Logger *slog.Logger
+
+	// Observer, if set, is told of logins and of every command, for
+	// metrics and for listing who is connected. Nil means nobody.
+	Observer Observer
 
 	initOnce   sync.Once
 	inShutdown atomic.Bool

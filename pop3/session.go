@@ -45,6 +45,8 @@ type session struct {
 	unlock func()
 	msgs   []message
 
+	accepted net.Conn // as Serve accepted it, for the Observer
+
 	mu      sync.Mutex
 	conn    net.Conn // replaced by STLS
 	waiting bool     // blocked reading the next command
@@ -54,11 +56,12 @@ type session struct {
 func newSession(srv *Server, c net.Conn, remote netip.Addr) *session {
 	id := srv.nextID.Add(1)
 	s := &session{
-		srv:    srv,
-		log:    srv.logger().With("conn", id, "remote", remote.String()),
-		remote: remote,
-		conn:   c,
-		state:  stateAuthorization,
+		srv:      srv,
+		log:      srv.logger().With("conn", id, "remote", remote.String()),
+		remote:   remote,
+		conn:     c,
+		accepted: c,
+		state:    stateAuthorization,
 	}
 	s.ctx, s.cancel = context.WithCancel(srv.baseCtx)
 	s.setConn(c)
@@ -151,7 +154,11 @@ func (s *session) dispatch(line string) bool {
 		}
 	} else {
 		s.logCommand(verb, arg)
+		start := time.Now()
 		err = cmd.fn(s, arg)
+		if o := s.srv.Observer; o != nil {
+			o.Command(s.accepted, verb, time.Since(start), err == nil || errors.Is(err, errQuit))
+		}
 	}
 	if err == nil {
 		return true

@@ -17,5 +17,6 @@ func newPOP3(d deps) (protoServer, error) {
 		MaxConnections:        c.POP3.MaxConnections,
 		MaxConnectionsPerIP:   c.POP3.MaxConnectionsPerIP,
 		Logger:                d.log.With("proto", "pop3"),
+		Observer:              d.ops.observer("pop3"),
 	}, nil
 }
