@@ -1,10 +1,25 @@
 package main
 
-// newIMAP builds the IMAP server. The imap package does not exist yet, so
-// this returns no server and serve skips the IMAP listeners, saying so in
-// the log. Once imap.Server lands, this is the one place to wire it: its
-// fields from d.cfg.IMAP and d.cfg.Auth, d.tls for STARTTLS, d.auth,
-// d.store and d.log.With("proto", "imap").
+import "github.com/letterbox-mail/letterbox/imap"
+
+// newIMAP builds the IMAP server from the [imap] and [auth] sections.
+// imap.Server caps max_line_length at imapserver's own limit of 51200
+// bytes.
 func newIMAP(d deps) (protoServer, error) {
-	return nil, nil
+	c := d.cfg
+	return &imap.Server{
+		Store:                 d.store,
+		Auth:                  d.auth,
+		TLSConfig:             d.tls,
+		AllowInsecureAuth:     c.Auth.AllowInsecure,
+		AllowInsecureLoopback: c.Auth.AllowInsecureLoopback,
+		AppendLimit:           c.IMAP.AppendLimit,
+		MaxConnections:        c.IMAP.MaxConnections,
+		MaxConnectionsPerIP:   c.IMAP.MaxConnectionsPerIP,
+		MaxConnectionsPerUser: c.IMAP.MaxConnectionsPerUser,
+		IdleTimeout:           c.IMAP.IdleTimeout,
+		MaxLineLength:         c.IMAP.MaxLineLength,
+		Logger:                d.log.With("proto", "imap"),
+		Observer:              d.ops.observer("imap"),
+	}, nil
 }

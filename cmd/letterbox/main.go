@@ -7,6 +7,9 @@
 //	letterbox hash                     print a {BLF-CRYPT} password hash
 //	letterbox deliver USER             MDA: store a message from stdin
 //	letterbox config check             print the effective configuration
+//	letterbox mailbox list|reindex USER  a user's mailboxes, counts and sizes
+//	letterbox who                      connections of the running server
+//	letterbox kick USER                disconnect a user's sessions
 //
 // Exit codes follow sysexits(3) so that Postfix and procmail know whether to
 // retry a delivery: 64 usage, 65 bad input, 67 unknown user, 75 temporary
@@ -70,6 +73,9 @@ func commands() []command {
 		{"hash", "", "print a {BLF-CRYPT} hash of a password, like doveadm pw", (*cli).hash},
 		{"deliver", "USER [--mailbox NAME]", "deliver a message from stdin into USER's Maildir (MDA)", (*cli).deliver},
 		{"config", "check", "validate and print the effective configuration", (*cli).configCmd},
+		{"mailbox", "list|reindex USER [MAILBOX]", "show a user's mailboxes with counts and sizes, or rescan them", (*cli).mailbox},
+		{"who", "[--json]", "list the running server's connections (control socket)", (*cli).who},
+		{"kick", "USER", "disconnect a user's sessions (control socket)", (*cli).kick},
 		{"version", "", "print the version", (*cli).version},
 		{"help", "[COMMAND]", "show this help, or a command's flags", (*cli).help},
 	}
@@ -105,7 +111,7 @@ func (c *cli) usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-40s %s\n", syn, cmd.short)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "serve, user, deliver and config read the configuration: built-in defaults,")
+	fmt.Fprintln(w, "Commands other than hash, version and help read the configuration: built-in defaults,")
 	fmt.Fprintln(w, "then --config FILE (or $LETTERBOX_CONFIG), then LETTERBOX_* variables, then")
 	fmt.Fprintln(w, "one flag per key such as --imap.listen=127.0.0.1:1143. See: letterbox help serve")
 }

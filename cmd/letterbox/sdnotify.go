@@ -2,22 +2,46 @@ package main
 
 import (
 	"net"
+	"os"
+	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// sdNotify tells systemd about the service state (Type=notify units), and
-// does nothing outside systemd. Errors are ignored: a missing notification
-// is systemd's problem to time out on, not a reason to stop serving mail.
-func sdNotify(environ []string, state string) {
-	var sock string
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "NOTIFY_SOCKET="); ok {
-			sock = v
-		}
+// The sd_notify protocol (sd_notify(3)): newline-separated VAR=value
+// assignments in one datagram to the unix socket named by $NOTIFY_SOCKET.
+// It is small enough not to need libsystemd or go-systemd.
+
+// notifier tells systemd about the service's state (Type=notify units). Its
+// zero value, and one made outside systemd, does nothing. Errors are
+// ignored: a missing notification is systemd's problem to time out on, not
+// a reason to stop serving mail.
+type notifier struct {
+	socket   string        // "" outside systemd
+	watchdog time.Duration // WATCHDOG_USEC, 0 when off
+}
+
+func newNotifier(environ []string) *notifier {
+	n := &notifier{socket: envValue(environ, "NOTIFY_SOCKET")}
+	// systemd sets WATCHDOG_PID when it may not be the main process
+	// reading the variable (sd_watchdog_enabled(3)).
+	if pid := envValue(environ, "WATCHDOG_PID"); pid != "" && pid != strconv.Itoa(os.Getpid()) {
+		return n
 	}
-	if sock == "" {
+	if usec, err := strconv.ParseUint(envValue(environ, "WATCHDOG_USEC"), 10, 63); err == nil && usec > 0 {
+		n.watchdog = time.Duration(usec) * time.Microsecond
+	}
+	return n
+}
+
+// send sends one notification, lines joined with "\n".
+func (n *notifier) send(lines ...string) {
+	if n == nil || n.socket == "" {
 		return
 	}
+	sock := n.socket
 	if sock[0] == '@' { // abstract socket namespace
 		sock = "\x00" + sock[1:]
 	}
@@ -26,5 +50,59 @@ func sdNotify(environ []string, state string) {
 		return
 	}
 	defer conn.Close()
-	conn.Write([]byte(state))
+	conn.Write([]byte(strings.Join(lines, "\n")))
+}
+
+// ready says that every listener is bound and served, at start and at the
+// end of a reload.
+func (n *notifier) ready(status string) { n.send("READY=1", "STATUS="+status) }
+
+// reloading starts a reload; ready ends it. systemd ≥ 253 needs the
+// monotonic time with it to match the reload to the request that caused it
+// (Type=notify-reload), and older versions ignore it.
+func (n *notifier) reloading() {
+	n.send("RELOADING=1", "STATUS=Reloading configuration", "MONOTONIC_USEC="+strconv.FormatUint(monotonicUsec(), 10))
+}
+
+func (n *notifier) stopping(status string) { n.send("STOPPING=1", "STATUS="+status) }
+
+func (n *notifier) status(status string) { n.send("STATUS=" + status) }
+
+// keepAlive is WATCHDOG=1, due every watchdogInterval when WatchdogSec= is set.
+func (n *notifier) keepAlive() { n.send("WATCHDOG=1") }
+
+// watchdogTicks returns a channel that ticks at half the watchdog timeout,
+// as sd_watchdog_enabled(3) recommends, and a stop function. Without a
+// watchdog the channel never ticks.
+func (n *notifier) watchdogTicks() (<-chan time.Time, func()) {
+	if n == nil || n.watchdog <= 0 {
+		return nil, func() {}
+	}
+	t := time.NewTicker(n.watchdog / 2)
+	return t.C, t.Stop
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, the clock systemd
+// compares MONOTONIC_USEC with.
+func monotonicUsec() uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return uint64(ts.Sec)*1e6 + uint64(ts.Nsec)/1e3
+}
+
+// sdNotify sends one state to $NOTIFY_SOCKET in environ.
+func sdNotify(environ []string, state string) { newNotifier(environ).send(state) }
+
+// envValue returns the value of name in environ ("KEY=value" strings); the
+// last assignment wins, as with os.Getenv.
+func envValue(environ []string, name string) string {
+	var v string
+	for _, kv := range environ {
+		if val, ok := strings.CutPrefix(kv, name+"="); ok {
+			v = val
+		}
+	}
+	return v
 }

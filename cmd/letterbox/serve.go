@@ -19,9 +19,6 @@ import (
 	"github.com/letterbox-mail/letterbox/store"
 )
 
-// drainTimeout bounds a graceful shutdown; after it, connections are cut.
-const drainTimeout = 30 * time.Second
-
 // protoServer is what serve needs of a protocol server. pop3.Server and
 // imap.Server are shaped like net/http.Server and tell implicit TLS from a
 // plain connection by the conn being a *tls.Conn.
@@ -35,9 +32,10 @@ type protoServer interface {
 type deps struct {
 	cfg   *config.Config
 	log   *slog.Logger
-	tls   *tls.Config // for STARTTLS/STLS on plain listeners
-	auth  *auth.Authenticator
+	tls   *tls.Config   // for STARTTLS/STLS on plain listeners; follows reloads
+	auth  authenticator // a *liveAuth, which follows reloads; see forProto
 	store *store.Store
+	ops   *ops // metrics, LMTP, control socket (ops.go); nil in some tests
 }
 
 // protocol plugs one protocol into serve. build may return a nil server: the
@@ -72,25 +70,36 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 	if c.protocols != nil {
 		protos = c.protocols
 	}
-	return c.runServers(ctx, cfg, newLogger(cfg.Log, c.stderr), protos(cfg))
+	log, level := newLiveLogger(cfg.Log, c.stderr)
+	rl := &reloader{
+		load: func() (*config.Config, error) {
+			return config.Load(config.Options{Flags: fs, Environ: c.environ, WorkDir: c.workDir})
+		},
+		level: level,
+	}
+	return c.runServers(ctx, cfg, log, protos(cfg), rl)
 }
 
 // boundListener is a listener with the server that will serve it.
 type boundListener struct {
-	proto  string
-	srv    protoServer
-	l      net.Listener
-	addr   string // actual address, after port 0 is resolved
-	secure bool   // implicit TLS
+	proto     string
+	srv       protoServer
+	l         net.Listener
+	addr      string // actual address, after port 0 is resolved
+	secure    bool   // implicit TLS
+	inherited bool   // passed by systemd (socket activation)
 }
 
 // runServers sets everything up, serves until ctx is done or SIGTERM/SIGINT
-// arrives, then drains. Everything is bound before anything is served, so a
-// port conflict fails the start instead of leaving half a server.
-func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logger, protos []protocol) int {
+// arrives, then drains; SIGHUP reloads through rl. Everything is bound
+// before anything is served, so a port conflict fails the start instead of
+// leaving half a server.
+func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logger, protos []protocol, rl *reloader) int {
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigc)
+	ops := newOps(cfg)
+	log = ops.logger(log)
 
 	log.Info("starting letterbox", "version", versionString(), "config", configName(cfg), "data_dir", cfg.DataDir)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -102,7 +111,7 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 		log.Error("TLS setup failed", "err", err)
 		return exitConfig
 	}
-	st, err := store.Open(store.Options{PathTemplate: cfg.Mail.Path, Logger: log, Hostname: cfg.Hostname})
+	st, err := store.Open(store.Options{PathTemplate: cfg.Mail.Path, Logger: ops.storeLogger(log), Hostname: cfg.Hostname})
 	if err != nil {
 		log.Error("cannot open the mail store", "err", err)
 		return exitConfig
@@ -129,10 +138,26 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 		return exitConfig
 	}
 
-	d := deps{cfg: cfg, log: log, tls: tlsConfig, auth: authn, store: st}
-	listeners, err := bindAll(ctx, d, protos)
+	la, lt := newLiveAuth(authn), newLiveTLS(tlsConfig, certs)
+	rl.log, rl.auth, rl.tls, rl.cfg = log, la, lt, cfg
+
+	inherited, err := c.systemdListeners()
 	if err != nil {
 		log.Error("startup failed", "err", err)
+		return exitConfig
+	}
+	if err := ops.bind(ctx, log, la, st); err != nil {
+		log.Error("startup failed", "err", err)
+		return exitFailure
+	}
+	defer ops.Close()
+	d := deps{cfg: cfg, log: log, tls: lt.serverConfig(), auth: la, store: st, ops: ops}
+	listeners, err := bindAll(ctx, d, protos, inherited)
+	if err != nil {
+		log.Error("startup failed", "err", err)
+		if errors.Is(err, errActivation) {
+			return exitConfig
+		}
 		return exitFailure
 	}
 	if demo != nil {
@@ -145,17 +170,25 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 		if b.secure {
 			tlsMode = "implicit"
 		}
-		log.Info("listening", "proto", b.proto, "addr", b.addr, "tls", tlsMode)
+		if b.inherited {
+			log.Info("listening", "proto", b.proto, "addr", b.addr, "tls", tlsMode, "from", "systemd")
+		} else {
+			log.Info("listening", "proto", b.proto, "addr", b.addr, "tls", tlsMode)
+		}
 		go func() {
 			err := b.srv.Serve(b.l)
 			errc <- fmt.Errorf("%s on %s: %w", b.proto, b.addr, err)
 		}()
 	}
+	ops.serve(errc)
 	if len(listeners) == 0 {
 		log.Warn("no protocol server is running; waiting for a signal to stop")
 	}
 	log.Info("letterbox ready")
-	sdNotify(c.environ, "READY=1")
+	sd := newNotifier(c.environ)
+	watchdog, stopWatchdog := sd.watchdogTicks()
+	defer stopWatchdog()
+	sd.ready(servingStatus(listeners))
 
 	exit := exitOK
 wait:
@@ -166,26 +199,31 @@ wait:
 			break wait
 		case s := <-sigc:
 			if s == syscall.SIGHUP {
-				reload(log, authn, certs)
+				sd.reloading()
+				sd.ready(rl.reload())
 				continue
 			}
-			log.Info("shutting down", "signal", s.String(), "drain_timeout", drainTimeout)
+			log.Info("shutting down", "signal", s.String(), "drain_timeout", rl.current().Server.DrainTimeout)
 			break wait
 		case err := <-errc:
 			log.Error("server stopped unexpectedly", "err", err)
 			exit = exitFailure
 			break wait
+		case <-watchdog:
+			sd.keepAlive()
 		}
 	}
-	sdNotify(c.environ, "STOPPING=1")
-	servers := uniqueServers(listeners)
+	sd.stopping("Stopping: saying goodbye to clients")
+	servers := append(uniqueServers(listeners), ops.servers()...)
 	done := make(chan struct{})
 	go func() {
-		shutdownAll(servers, log)
+		shutdownAll(servers, log, rl.current().Server.DrainTimeout)
 		close(done)
 	}()
 	for {
 		select {
+		case <-watchdog:
+			sd.keepAlive()
 		case <-done:
 			log.Info("stopped")
 			return exit
@@ -203,8 +241,9 @@ wait:
 }
 
 // bindAll builds the protocol servers and binds all their listeners; on any
-// failure it closes what it bound.
-func bindAll(ctx context.Context, d deps, protos []protocol) (bound []boundListener, err error) {
+// failure it closes what it bound. With sockets inherited from systemd it
+// serves those instead, and binds nothing itself.
+func bindAll(ctx context.Context, d deps, protos []protocol, inherited []inheritedListener) (bound []boundListener, err error) {
 	defer func() {
 		if err != nil {
 			for _, b := range bound {
@@ -213,12 +252,15 @@ func bindAll(ctx context.Context, d deps, protos []protocol) (bound []boundListe
 			bound = nil
 		}
 	}()
+	if len(inherited) > 0 {
+		return bindInherited(d, protos, inherited)
+	}
 	var lc net.ListenConfig
 	for _, p := range protos {
 		if len(p.listen)+len(p.listenTLS) == 0 {
 			continue
 		}
-		srv, err := p.build(d)
+		srv, err := p.build(d.forProto(p.name))
 		if err != nil {
 			return bound, fmt.Errorf("%s: %w", p.name, err)
 		}
@@ -237,11 +279,8 @@ func bindAll(ctx context.Context, d deps, protos []protocol) (bound []boundListe
 				if err != nil {
 					return bound, fmt.Errorf("%s: %w", p.name, err)
 				}
-				b := boundListener{proto: p.name, srv: srv, l: l, addr: l.Addr().String(), secure: secure}
-				if secure {
-					b.l = tls.NewListener(l, d.tls)
-				}
-				bound = append(bound, b)
+				bound = append(bound, boundListener{proto: p.name, srv: srv, l: d.listener(p.name, l, secure),
+					addr: l.Addr().String(), secure: secure})
 			}
 		}
 	}
@@ -262,7 +301,7 @@ func uniqueServers(bound []boundListener) []protoServer {
 
 // shutdownAll drains every server at once within drainTimeout, then cuts
 // off whatever is left.
-func shutdownAll(servers []protoServer, log *slog.Logger) {
+func shutdownAll(servers []protoServer, log *slog.Logger, drainTimeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -275,21 +314,6 @@ func shutdownAll(servers []protoServer, log *slog.Logger) {
 		})
 	}
 	wg.Wait()
-}
-
-// reload re-reads the users file and the certificate on SIGHUP. Both also
-// reload by themselves when their files change; SIGHUP forces it now.
-func reload(log *slog.Logger, authn *auth.Authenticator, certs *certLoader) {
-	if err := authn.Reload(); err != nil {
-		log.Error("SIGHUP: users file not reloaded; previous users stay in force", "err", err)
-	} else {
-		log.Info("SIGHUP: users file reloaded")
-	}
-	if err := certs.load(); err != nil {
-		log.Error("SIGHUP: TLS certificate not reloaded; previous one stays in force", "err", err)
-	} else {
-		log.Info("SIGHUP: TLS certificate reloaded")
-	}
 }
 
 // authOptions maps the config to auth.Options, whose zero values mean

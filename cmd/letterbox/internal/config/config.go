@@ -10,6 +10,7 @@ package config
 
 import (
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -20,12 +21,16 @@ type Config struct {
 
 	DataDir  string
 	Hostname string // never empty: os.Hostname() fills in ""
+	Server   Server
 	Log      Log
 	TLS      TLS
 	Auth     Auth
 	Mail     Mail
 	POP3     POP3
 	IMAP     IMAP
+	LMTP     LMTP
+	Metrics  Metrics
+	Control  Control
 
 	sources map[string]string // key → layer its value came from
 }
@@ -33,6 +38,13 @@ type Config struct {
 // Source names the layer a key's value came from: "default", the config
 // file's path, "env LETTERBOX_…" or "flag --…".
 func (c *Config) Source(key string) string { return c.sources[key] }
+
+// Server configures the process as a whole.
+type Server struct {
+	// DrainTimeout bounds a graceful stop: sessions get this long to
+	// finish, then they are cut off.
+	DrainTimeout time.Duration
+}
 
 // Log configures the process logger.
 type Log struct {
@@ -89,6 +101,36 @@ type IMAP struct {
 	IdleTimeout           time.Duration
 	AppendLimit           int64
 	MaxLineLength         int
+}
+
+// LMTP configures delivery over LMTP (RFC 2033). It is on when Socket or
+// Listen is set.
+type LMTP struct {
+	// Socket is the absolute path of a unix socket, "" for none.
+	Socket     string
+	SocketMode os.FileMode
+	// Listen lists TCP addresses; loopback only unless AllowRemote.
+	Listen         []string
+	AllowRemote    bool
+	MaxMessageSize int64
+	MaxRecipients  int
+	Timeout        time.Duration
+}
+
+// Enabled reports whether LMTP has a listener.
+func (l LMTP) Enabled() bool { return l.Socket != "" || len(l.Listen) > 0 }
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is a host:port, "" for off; loopback only unless AllowRemote.
+	Listen      string
+	AllowRemote bool
+}
+
+// Control configures the admin socket of a running server.
+type Control struct {
+	// Socket is the absolute path of its unix socket, "" for none.
+	Socket string
 }
 
 // Minimum idle timeouts the protocols require of servers.

@@ -31,6 +31,7 @@ func (d *decoder) decode(dataDirBase string) *Config {
 	c := &Config{}
 	c.DataDir = d.dir("data_dir", dataDirBase)
 	c.Hostname = d.hostname("hostname")
+	c.Server.DrainTimeout = d.duration("server.drain_timeout", 0, time.Hour)
 
 	c.Log.Level = d.level("log.level")
 	c.Log.Format = d.oneOf("log.format", "text", "json")
@@ -82,9 +83,40 @@ func (d *decoder) decode(dataDirBase string) *Config {
 	// RFC 7162 §4: servers SHOULD accept command lines of 8192 octets.
 	c.IMAP.MaxLineLength = d.int("imap.max_line_length", 8192)
 
+	c.LMTP.Socket = d.path("lmtp.socket", c.DataDir)
+	c.LMTP.SocketMode = d.fileMode("lmtp.socket_mode")
+	c.LMTP.AllowRemote = d.bool("lmtp.allow_remote")
+	c.LMTP.Listen = d.listen("lmtp.listen")
+	if !c.LMTP.AllowRemote {
+		// LMTP has no authentication: whoever connects can deliver.
+		d.loopbackOnly("lmtp.listen", c.LMTP.Listen, "lmtp.allow_remote")
+	}
+	c.LMTP.MaxMessageSize = d.int64("lmtp.max_message_size", 1, math.MaxInt64)
+	c.LMTP.MaxRecipients = d.int("lmtp.max_recipients", 1)
+	c.LMTP.Timeout = d.duration("lmtp.timeout", time.Second, 0)
+
+	c.Metrics.AllowRemote = d.bool("metrics.allow_remote")
+	if a := strings.TrimSpace(d.string("metrics.listen")); a != "" {
+		d.checkAddr("metrics.listen", a)
+		c.Metrics.Listen = a
+		if !c.Metrics.AllowRemote {
+			d.loopbackOnly("metrics.listen", []string{a}, "metrics.allow_remote")
+		}
+	}
+
+	c.Control.Socket = d.path("control.socket", c.DataDir)
+	if c.Control.Socket != "" && c.Control.Socket == c.LMTP.Socket {
+		d.fail("control.socket", errors.New("must differ from lmtp.socket"))
+	}
+
+	var metricsListen []string
+	if c.Metrics.Listen != "" {
+		metricsListen = []string{c.Metrics.Listen}
+	}
 	d.uniqueListeners([]keyed{
 		{"pop3.listen", c.POP3.Listen}, {"pop3.listen_tls", c.POP3.ListenTLS},
 		{"imap.listen", c.IMAP.Listen}, {"imap.listen_tls", c.IMAP.ListenTLS},
+		{"lmtp.listen", c.LMTP.Listen}, {"metrics.listen", metricsListen},
 	})
 	return c
 }
@@ -233,21 +265,61 @@ func (d *decoder) list(key string) []string {
 func (d *decoder) listen(key string) []string {
 	addrs := d.list(key)
 	for _, a := range addrs {
-		host, port, err := net.SplitHostPort(a)
-		if err != nil {
-			d.fail(key, fmt.Errorf("listen address %q: want host:port, [ipv6]:port or :port", a))
-			continue
-		}
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			d.fail(key, fmt.Errorf("listen address %q: port must be a number 0-65535", a))
-		}
-		if host != "" && host != "localhost" {
-			if _, err := netip.ParseAddr(host); err != nil {
-				d.fail(key, fmt.Errorf("listen address %q: host must be an IP address, localhost or empty", a))
-			}
-		}
+		d.checkAddr(key, a)
 	}
 	return addrs
+}
+
+// checkAddr checks one listen address; see listen.
+func (d *decoder) checkAddr(key, a string) {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		d.fail(key, fmt.Errorf("listen address %q: want host:port, [ipv6]:port or :port", a))
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		d.fail(key, fmt.Errorf("listen address %q: port must be a number 0-65535", a))
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			d.fail(key, fmt.Errorf("listen address %q: host must be an IP address, localhost or empty", a))
+		}
+	}
+}
+
+// loopbackOnly refuses addresses that are not loopback ("" is every
+// address), for services without authentication.
+func (d *decoder) loopbackOnly(key string, addrs []string, allowKey string) {
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			continue // reported by checkAddr
+		}
+		if host == "localhost" {
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+			continue
+		}
+		if host == "" {
+			host = "all addresses"
+		}
+		d.fail(key, fmt.Errorf("listen address %q is not loopback (%s); set %s = true to allow that", a, host, allowKey))
+	}
+}
+
+// fileMode parses an octal permission string such as "0660".
+func (d *decoder) fileMode(key string) os.FileMode {
+	s := strings.TrimSpace(d.string(key))
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o777 {
+		d.fail(key, errors.New(`want octal permissions such as "0660"`))
+		return 0
+	}
+	if v&0o600 != 0o600 {
+		d.fail(key, errors.New("the owner needs read and write permission (0600)"))
+	}
+	return os.FileMode(v)
 }
 
 type keyed struct {

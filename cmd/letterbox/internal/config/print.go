@@ -20,6 +20,7 @@ func (c *Config) Values() map[string]any {
 	return map[string]any{
 		"data_dir":                      c.DataDir,
 		"hostname":                      c.Hostname,
+		"server.drain_timeout":          FormatDuration(c.Server.DrainTimeout),
 		"log.level":                     strings.ToLower(c.Log.Level.String()),
 		"log.format":                    c.Log.Format,
 		"tls.cert_file":                 c.TLS.CertFile,
@@ -47,6 +48,16 @@ func (c *Config) Values() map[string]any {
 		"imap.idle_timeout":             FormatDuration(c.IMAP.IdleTimeout),
 		"imap.append_limit":             c.IMAP.AppendLimit,
 		"imap.max_line_length":          c.IMAP.MaxLineLength,
+		"lmtp.socket":                   c.LMTP.Socket,
+		"lmtp.socket_mode":              fmt.Sprintf("%04o", uint32(c.LMTP.SocketMode)),
+		"lmtp.listen":                   nonNil(c.LMTP.Listen),
+		"lmtp.allow_remote":             c.LMTP.AllowRemote,
+		"lmtp.max_message_size":         c.LMTP.MaxMessageSize,
+		"lmtp.max_recipients":           c.LMTP.MaxRecipients,
+		"lmtp.timeout":                  FormatDuration(c.LMTP.Timeout),
+		"metrics.listen":                c.Metrics.Listen,
+		"metrics.allow_remote":          c.Metrics.AllowRemote,
+		"control.socket":                c.Control.Socket,
 	}
 }
 

@@ -1,0 +1,88 @@
+package imap
+
+import (
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/letterbox-mail/letterbox/store"
+)
+
+// flagRecent is RFC 3501's \Recent, gone from IMAP4rev2 and imap's list.
+const flagRecent imap.Flag = `\Recent`
+
+// systemFlags in the order Dovecot lists them.
+var systemFlags = []struct {
+	imap  imap.Flag
+	store store.Flag
+}{
+	{imap.FlagAnswered, store.FlagAnswered},
+	{imap.FlagFlagged, store.FlagFlagged},
+	{imap.FlagDeleted, store.FlagDeleted},
+	{imap.FlagSeen, store.FlagSeen},
+	{imap.FlagDraft, store.FlagDraft},
+}
+
+// imapFlags turns the store's flags and keywords into FLAGS.
+func imapFlags(f store.Flag, keywords []string) []imap.Flag {
+	out := make([]imap.Flag, 0, 4+len(keywords))
+	for _, sf := range systemFlags {
+		if f&sf.store != 0 {
+			out = append(out, sf.imap)
+		}
+	}
+	for _, k := range keywords {
+		out = append(out, imap.Flag(k))
+	}
+	return out
+}
+
+// mailboxFlags is the FLAGS list of a mailbox: the system flags and every
+// keyword defined in it.
+func mailboxFlags(keywords []string) []imap.Flag {
+	out := make([]imap.Flag, 0, len(systemFlags)+len(keywords))
+	for _, sf := range systemFlags {
+		out = append(out, sf.imap)
+	}
+	for _, k := range keywords {
+		out = append(out, imap.Flag(k))
+	}
+	return out
+}
+
+// storeFlags splits flags from a client into system flags and keywords.
+// System flags are matched case-insensitively; keywords keep the case the
+// client gave. \Recent cannot be set and is ignored (RFC 3501 §2.3.2).
+func storeFlags(flags []imap.Flag) (store.Flag, []string, error) {
+	var f store.Flag
+	var kws []string
+	for _, fl := range flags {
+		s := string(fl)
+		if strings.HasPrefix(s, `\`) {
+			found := false
+			for _, sf := range systemFlags {
+				if strings.EqualFold(s, string(sf.imap)) {
+					f |= sf.store
+					found = true
+				}
+			}
+			if !found && !strings.EqualFold(s, string(flagRecent)) {
+				return 0, nil, &imap.Error{
+					Type: imap.StatusResponseTypeBad,
+					Text: "Unknown system flag " + s,
+				}
+			}
+			continue
+		}
+		dup := false
+		for _, k := range kws {
+			if strings.EqualFold(k, s) {
+				dup = true
+			}
+		}
+		if !dup {
+			kws = append(kws, s)
+		}
+	}
+	return f, kws, nil
+}

@@ -1,0 +1,186 @@
+package imap
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMaxConnections(t *testing.T) {
+	e := newEnv(t, withServer(func(s *Server) { s.MaxConnections = 2 }))
+	a, b := e.dial().greeted(), e.dial().greeted()
+	c := e.dial()
+	c.expect("* BYE [UNAVAILABLE] Too many connections")
+	c.closed()
+	a.ok("a LOGOUT")
+	a.closed()
+	// The count goes down when a connection ends.
+	waitFor(t, func() bool { return e.openConns() == 1 })
+	e.dial().greeted().ok("c NOOP")
+	b.ok("b NOOP")
+}
+
+func TestMaxConnectionsPerIP(t *testing.T) {
+	e := newEnv(t, withServer(func(s *Server) { s.MaxConnectionsPerIP = 1 }))
+	a := e.dial().greeted()
+	c := e.dialTLS()
+	c.expect("* BYE [UNAVAILABLE] Too many connections from your address")
+	a.ok("a NOOP")
+}
+
+func TestMaxConnectionsPerUser(t *testing.T) {
+	// The default allows Thunderbird's five.
+	e := newEnv(t, withServer(func(s *Server) { s.MaxConnectionsPerUser = 0 }))
+	for i := 0; i < 5; i++ {
+		e.login("alice").ok("a SELECT INBOX")
+	}
+	if DefaultMaxConnectionsPerUser < 10 {
+		t.Errorf("DefaultMaxConnectionsPerUser %d < 10", DefaultMaxConnectionsPerUser)
+	}
+
+	e = newEnv(t, withServer(func(s *Server) { s.MaxConnectionsPerUser = 2 }))
+	a, b := e.login("alice"), e.login("alice")
+	c := e.dial().greeted()
+	if got := c.fails("c1 LOGIN alice secret", "NO"); !strings.Contains(got, "[LIMIT]") {
+		t.Errorf("got %q", got)
+	}
+	c.ok("c2 LOGIN bob secret") // other users are not affected
+	a.ok("a1 LOGOUT")
+	waitFor(t, func() bool {
+		d := e.dial().greeted()
+		_, tagged := d.cmd("d1 LOGIN alice secret")
+		return strings.HasPrefix(tagged, "d1 OK")
+	})
+	b.ok("b1 UNAUTHENTICATE")
+	b.ok("b2 LOGIN alice secret")
+}
+
+func TestShutdownSaysByeAndDrains(t *testing.T) {
+	e := newEnv(t)
+	idle := e.login("alice")
+	idle.ok("a SELECT INBOX")
+	idle.send("b IDLE")
+	idle.expect("+ ")
+	waiting := e.login("bob")
+	notLoggedIn := e.dial().greeted()
+
+	done := make(chan error)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- e.srv.Shutdown(ctx)
+	}()
+	for _, c := range []*rawClient{idle, waiting, notLoggedIn} {
+		c.expect("* BYE Server shutting down")
+		c.closed()
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Serve(l); err != ErrServerClosed {
+		t.Errorf("Serve after Shutdown: %v", err)
+	}
+}
+
+func TestShutdownLetsACommandFinish(t *testing.T) {
+	e := newEnv(t)
+	c := e.login("alice")
+	c.send("a APPEND INBOX {20}")
+	c.expect("+ ")
+	done := make(chan error)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- e.srv.Shutdown(ctx)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	c.sendRaw("Subject: x\r\n\r\nbody\r\n\r\n") // 20 bytes, then the CRLF
+	_, tagged := c.until("a")
+	if !strings.HasPrefix(tagged, "a OK [APPENDUID") {
+		t.Errorf("APPEND during shutdown: %q", tagged)
+	}
+	c.expect("* BYE Server shutting down")
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	e := newEnv(t)
+	c := e.login("alice")
+	e.srv.Close()
+	c.closed()
+}
+
+func (e *testEnv) openConns() int {
+	e.srv.mu.Lock()
+	defer e.srv.mu.Unlock()
+	return len(e.srv.conns)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) Authenticated(c net.Conn, user string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, "auth "+user)
+}
+
+func (r *recorder) Command(c net.Conn, name string, d time.Duration, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, fmt.Sprintf("%s %v", name, ok))
+}
+
+func (r *recorder) take() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := strings.Join(r.events, ", ")
+	r.events = nil
+	return s
+}
+
+func TestObserver(t *testing.T) {
+	var rec recorder
+	e := newEnv(t, withServer(func(s *Server) { s.Observer = &rec }))
+	c := e.dial().greeted()
+	c.ok("a ID NIL")
+	c.ok("b LOGIN alice secret")
+	c.ok("c SELECT INBOX")
+	c.fails("d FETCH", "BAD")
+	c.fails("e SELECT {5000}", "NO")
+	c.ok("f UID SEARCH ALL")
+	c.send("g IDLE")
+	c.expect("+ ")
+	c.send("DONE")
+	c.until("g")
+	c.ok("h UNAUTHENTICATE")
+	c.ok("i LOGOUT")
+	c.closed()
+	want := "ID true, auth alice, LOGIN true, SELECT true, FETCH false, SELECT false, UID SEARCH true, IDLE true, auth , UNAUTHENTICATE true, LOGOUT true"
+	if got := rec.take(); got != want {
+		t.Errorf("observed\n %s\nwant\n %s", got, want)
+	}
+}

@@ -1,0 +1,449 @@
+package imap
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/letterbox-mail/letterbox/store"
+)
+
+// Search is SEARCH and UID SEARCH with every key of RFC 3501 §6.4.4 and
+// RFC 9051 §6.4.4, ESEARCH return options (RFC 4731) and SAVE (RFC 5182).
+// Text keys match case-insensitively on decoded text: headers with their
+// RFC 2047 words decoded, bodies with their transfer encoding and charset
+// undone (search_text.go). imapserver has already refused charsets other
+// than US-ASCII and UTF-8 with NO [BADCHARSET].
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, opts *imap.SearchOptions) (*imap.SearchData, error) {
+	sel, err := s.needSelected()
+	if err != nil {
+		return nil, err
+	}
+	if opts.ReturnSave {
+		s.searchRes = nil // RFC 5182 §2.1: a failed SEARCH leaves "$" empty
+	}
+	var msgs []target
+	var lastSeq, lastUID uint32
+	err = sel.mbox.Read(s.ctx, func(v *store.View) {
+		for i := 0; i < v.Len(); i++ {
+			if c := sel.tracker.EncodeSeqNum(uint32(i + 1)); c != 0 {
+				m := v.At(i)
+				msgs = append(msgs, target{seq: c, msg: m})
+				lastSeq, lastUID = c, m.UID
+			}
+		}
+	})
+	if err != nil {
+		return nil, s.fail("search", err)
+	}
+	sc := &searchCtx{s: s, sel: sel, lastSeq: lastSeq, lastUID: lastUID, saved: make(map[uint32]bool)}
+	for _, u := range s.searchRes {
+		sc.saved[u] = true
+	}
+	var found []target
+	for _, t := range msgs {
+		sm := &searchMsg{t: t}
+		ok, err := sc.match(sm, criteria)
+		if err != nil {
+			return nil, s.fail("search", err)
+		}
+		if ok {
+			found = append(found, t)
+		}
+	}
+
+	data := &imap.SearchData{Count: uint32(len(found))}
+	var seqs imap.SeqSet
+	var uids imap.UIDSet
+	for _, t := range found {
+		num := t.seq
+		if kind == imapserver.NumKindUID {
+			num = t.msg.UID
+			uids.AddNum(imap.UID(num))
+		} else {
+			seqs.AddNum(num)
+		}
+		if data.Min == 0 || num < data.Min {
+			data.Min = num
+		}
+		if num > data.Max {
+			data.Max = num
+		}
+	}
+	if kind == imapserver.NumKindUID {
+		data.All = uids
+	} else {
+		data.All = seqs
+	}
+	if opts.ReturnSave {
+		// RFC 5182 §2.4: with MIN or MAX but neither ALL nor COUNT, only
+		// those are saved.
+		var saved []uint32
+		if (opts.ReturnMin || opts.ReturnMax) && !opts.ReturnAll && !opts.ReturnCount {
+			if len(found) > 0 {
+				if opts.ReturnMin {
+					saved = append(saved, found[0].msg.UID)
+				}
+				if opts.ReturnMax && (!opts.ReturnMin || len(found) > 1) {
+					saved = append(saved, found[len(found)-1].msg.UID)
+				}
+			}
+		} else {
+			for _, t := range found {
+				saved = append(saved, t.msg.UID)
+			}
+		}
+		s.searchRes = saved
+	}
+	return data, nil
+}
+
+type searchCtx struct {
+	s       *session
+	sel     *selected
+	lastSeq uint32
+	lastUID uint32
+	saved   map[uint32]bool
+}
+
+// searchMsg is one message being matched; its header and text are read
+// only if a key needs them, and once.
+type searchMsg struct {
+	t       target
+	info    *msgInfo
+	raw     []byte // the whole message, once text is needed
+	header  []headerField
+	hdrText string // all header fields decoded, lower case
+	body    string // decoded text parts, lower case
+	loadedH bool
+	loadedB bool
+	sent    time.Time
+	hasSent bool
+	gotSent bool
+}
+
+func (sc *searchCtx) match(m *searchMsg, c *imap.SearchCriteria) (bool, error) {
+	msg := m.t.msg
+	for _, set := range c.SeqNum {
+		if !inSet(set, m.t.seq, sc.lastSeq) {
+			return false, nil
+		}
+	}
+	for _, set := range c.UID {
+		if imap.IsSearchRes(set) {
+			if !sc.saved[msg.UID] {
+				return false, nil
+			}
+		} else if !inSet(set, msg.UID, sc.lastUID) {
+			return false, nil
+		}
+	}
+	for _, f := range c.Flag {
+		if !sc.hasFlag(msg, f) {
+			return false, nil
+		}
+	}
+	for _, f := range c.NotFlag {
+		if sc.hasFlag(msg, f) {
+			return false, nil
+		}
+	}
+	if c.Larger > 0 && msg.Size <= c.Larger {
+		return false, nil
+	}
+	if c.Smaller > 0 && msg.Size >= c.Smaller {
+		return false, nil
+	}
+	if !c.Since.IsZero() || !c.Before.IsZero() {
+		d, err := sc.sel.mbox.InternalDate(msg.UID)
+		if err != nil {
+			return false, nil
+		}
+		if !dayInRange(d, c.Since, c.Before) {
+			return false, nil
+		}
+	}
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		d, err := sc.sentDate(m)
+		if err != nil {
+			return false, err
+		}
+		if !dayInRange(d, c.SentSince, c.SentBefore) {
+			return false, nil
+		}
+	}
+	for _, h := range c.Header {
+		ok, err := sc.headerMatch(m, h.Key, h.Value)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	for _, b := range c.Body {
+		if err := sc.loadBody(m); err != nil {
+			return false, err
+		}
+		if !strings.Contains(m.body, fold(b)) {
+			return false, nil
+		}
+	}
+	for _, txt := range c.Text {
+		if err := sc.loadBody(m); err != nil {
+			return false, err
+		}
+		needle := fold(txt)
+		if !strings.Contains(m.hdrText, needle) && !strings.Contains(m.body, needle) {
+			return false, nil
+		}
+	}
+	for i := range c.Not {
+		ok, err := sc.match(m, &c.Not[i])
+		if err != nil || ok {
+			return false, err
+		}
+	}
+	for i := range c.Or {
+		a, err := sc.match(m, &c.Or[i][0])
+		if err != nil {
+			return false, err
+		}
+		if !a {
+			b, err := sc.match(m, &c.Or[i][1])
+			if err != nil || !b {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}
+
+// inSet reports whether n is in a sequence or UID set, "*" being last:
+// "n:*" with n beyond the last still holds the last (RFC 3501 §9).
+func inSet(set imap.NumSet, n, last uint32) bool {
+	var ranges [][2]uint32
+	switch set := set.(type) {
+	case imap.SeqSet:
+		for _, r := range set {
+			ranges = append(ranges, [2]uint32{r.Start, r.Stop})
+		}
+	case imap.UIDSet:
+		for _, r := range set {
+			ranges = append(ranges, [2]uint32{uint32(r.Start), uint32(r.Stop)})
+		}
+	}
+	for _, r := range ranges {
+		lo, hi := r[0], r[1]
+		if lo == 0 {
+			lo = last
+		}
+		if hi == 0 {
+			hi = last
+		}
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+		if n >= lo && n <= hi && n != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (sc *searchCtx) hasFlag(m store.Message, f imap.Flag) bool {
+	if strings.EqualFold(string(f), string(flagRecent)) {
+		return sc.sel.recent[m.UID] || (sc.sel.readOnly && m.Recent)
+	}
+	for _, sf := range systemFlags {
+		if strings.EqualFold(string(f), string(sf.imap)) {
+			return m.Flags&sf.store != 0
+		}
+	}
+	for _, k := range m.Keywords {
+		if strings.EqualFold(k, string(f)) {
+			return true
+		}
+	}
+	return false
+}
+
+// dayInRange compares the day of t as it is written (its own zone, time
+// disregarded, RFC 3501 §6.4.4) with SINCE (inclusive) and BEFORE.
+func dayInRange(t, since, before time.Time) bool {
+	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	if !since.IsZero() && day.Before(dayOf(since)) {
+		return false
+	}
+	if !before.IsZero() && !day.Before(dayOf(before)) {
+		return false
+	}
+	return true
+}
+
+func dayOf(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// sentDate is the Date header; a message without one counts with its
+// internal date.
+func (sc *searchCtx) sentDate(m *searchMsg) (time.Time, error) {
+	if !m.gotSent {
+		m.gotSent = true
+		info, err := sc.s.info(sc.s.ctx, sc.sel, m.t.msg.UID, false)
+		if err != nil {
+			return time.Time{}, nil
+		}
+		m.sent, m.hasSent = sentDate(info.root)
+		if !m.hasSent {
+			m.sent, _ = sc.sel.mbox.InternalDate(m.t.msg.UID)
+		}
+	}
+	return m.sent, nil
+}
+
+// loadHeader reads the message's header fields.
+func (sc *searchCtx) loadHeader(m *searchMsg) error {
+	if m.loadedH {
+		return nil
+	}
+	m.loadedH = true
+	info, err := sc.s.info(sc.s.ctx, sc.sel, m.t.msg.UID, false)
+	if err != nil {
+		return nil // gone: matches nothing
+	}
+	raw, err := readRange(sc.s.ctx, sc.sel.mbox, m.t.msg.UID, 0, info.root.bodyOff)
+	if err != nil {
+		return nil
+	}
+	m.header = allFields(raw)
+	var b strings.Builder
+	for _, f := range m.header {
+		b.WriteString(f.name)
+		b.WriteString(": ")
+		b.WriteString(decodeHeader(f.value))
+		b.WriteString("\n")
+	}
+	m.hdrText = fold(b.String())
+	return nil
+}
+
+// headerMatch is HEADER (and FROM, TO, CC, BCC, SUBJECT): a substring of
+// the decoded value; an empty string matches any message with the field.
+func (sc *searchCtx) headerMatch(m *searchMsg, key, value string) (bool, error) {
+	if err := sc.loadHeader(m); err != nil {
+		return false, err
+	}
+	key = strings.ToLower(key)
+	needle := fold(value)
+	for _, f := range m.header {
+		if f.name != key {
+			continue
+		}
+		if needle == "" || strings.Contains(fold(decodeHeader(f.value)), needle) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// loadBody reads the message and decodes its text parts.
+func (sc *searchCtx) loadBody(m *searchMsg) error {
+	if m.loadedB {
+		return nil
+	}
+	m.loadedB = true
+	if err := sc.loadHeader(m); err != nil {
+		return err
+	}
+	info, err := sc.s.info(sc.s.ctx, sc.sel, m.t.msg.UID, true)
+	if err != nil {
+		return nil
+	}
+	body, err := sc.sel.mbox.OpenMessage(sc.s.ctx, m.t.msg.UID)
+	if err != nil {
+		return nil
+	}
+	raw, err := io.ReadAll(body)
+	body.Close()
+	if err != nil {
+		return nil
+	}
+	var b strings.Builder
+	bodyText(&b, raw, info.root, true)
+	m.body = fold(b.String())
+	return nil
+}
+
+// bodyText collects the decoded text of a message's body: text parts, and
+// the headers and text of messages inside it.
+func bodyText(b *strings.Builder, raw []byte, p *mimePart, top bool) {
+	switch {
+	case p.isMultipart():
+		for _, c := range p.children {
+			bodyText(b, raw, c, false)
+		}
+	case p.msg != nil:
+		inner := p.msg
+		if inner.bodyOff <= int64(len(raw)) && inner.hdrOff <= inner.bodyOff {
+			for _, f := range allFields(raw[inner.hdrOff:inner.bodyOff]) {
+				b.WriteString(decodeHeader(f.value))
+				b.WriteString("\n")
+			}
+		}
+		bodyText(b, raw, inner, false)
+	case p.typ == "text" || (top && p.typ == "multipart"):
+		end := min(p.end, int64(len(raw)))
+		if p.bodyOff > end {
+			return
+		}
+		data := raw[p.bodyOff:end]
+		cte := strings.ToLower(strings.TrimSpace(stripComments(p.header("content-transfer-encoding"))))
+		if cte == "base64" || cte == "quoted-printable" {
+			data = decodeCTE(cte, data)
+		}
+		b.WriteString(toUTF8(p.param("charset"), data))
+		b.WriteString("\n")
+	}
+}
+
+// allFields parses every field of a raw header.
+func allFields(raw []byte) []headerField {
+	var out []headerField
+	var cur []byte
+	name := ""
+	flush := func() {
+		if name != "" {
+			out = append(out, headerField{name: name, value: unfold(cur)})
+		}
+		name, cur = "", nil
+	}
+	for len(raw) > 0 {
+		i := bytes.IndexByte(raw, '\n')
+		line := raw
+		if i >= 0 {
+			line = raw[:i+1]
+		}
+		raw = raw[len(line):]
+		content := bytes.TrimRight(line, "\r\n")
+		if len(content) == 0 {
+			break
+		}
+		if (content[0] == ' ' || content[0] == '\t') && name != "" {
+			cur = append(cur, "\r\n"...)
+			cur = append(cur, content...)
+			continue
+		}
+		flush()
+		if n, v, ok := bytes.Cut(content, []byte(":")); ok {
+			name = strings.ToLower(strings.TrimSpace(string(n)))
+			cur = append([]byte(nil), v...)
+		}
+	}
+	flush()
+	return out
+}
+
+// fold is the case folding text keys are compared under.
+func fold(s string) string { return strings.ToLower(s) }
