@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -415,8 +414,6 @@ func readFile(t testing.TB, path string) []byte {
 	}
 	return b
 }
-
-var _ = fmt.Sprintf
 
 func itoa(n int) string { return strconv.Itoa(n) }
 

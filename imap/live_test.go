@@ -194,3 +194,99 @@ func TestExamineIsReadOnly(t *testing.T) {
 		t.Errorf("after CLOSE: %q", u)
 	}
 }
+
+func TestSeveralAppendsAtOnce(t *testing.T) {
+	// One store commit of three messages reaches another session as three
+	// EXISTS, one at a time (imapserver's tracker needs it so), and until
+	// then they are not the client's.
+	e := newEnv(t)
+	e.appendMsg("alice", "Archive", msg("a"), 0)
+	e.appendMsg("alice", "Archive", msg("b"), 0)
+	e.appendMsg("alice", "Archive", msg("c"), 0)
+	e.appendMsg("alice", "INBOX", msg("first"), 0)
+	b := e.login("alice")
+	b.ok("b1 SELECT INBOX")
+	a := e.login("alice")
+	a.ok("a1 SELECT Archive")
+	a.ok("a2 COPY 1:3 INBOX")
+	if u := b.ok("b2 UID FETCH 1:* (UID)"); strings.Join(u, "|") != "* 1 FETCH (UID 1)|* 2 EXISTS|* 3 EXISTS|* 4 EXISTS|* 3 RECENT" {
+		t.Errorf("before NOOP: %q", u)
+	}
+	if u := b.ok("b3 FETCH 2:* (UID)"); strings.Join(u, "|") != "* 2 FETCH (UID 2)|* 3 FETCH (UID 3)|* 4 FETCH (UID 4)" {
+		t.Errorf("after: %q", u)
+	}
+}
+
+func TestLiteralGetsItsSizeWhenTheFileShrinks(t *testing.T) {
+	e := newEnv(t)
+	e.appendMsg("alice", "INBOX", msg("will shrink"), 0)
+	c := e.login("alice")
+	c.ok("a SELECT INBOX")
+	c.ok("b FETCH 1 RFC822.SIZE")
+	files, _ := filepath.Glob(filepath.Join(e.user("alice").Root(), "cur", "*"))
+	if len(files) != 1 {
+		t.Fatal(files)
+	}
+	if err := os.Truncate(files[0], 10); err != nil {
+		t.Fatal(err)
+	}
+	u := c.ok("c FETCH 1 BODY.PEEK[]")
+	// The store pads what is missing with spaces (and logs it).
+	if len(u) != 1 || !strings.HasPrefix(u[0], "* 1 FETCH (BODY[] {66}\r\nFrom: a@ex"+strings.Repeat(" ", 56)+")") {
+		t.Errorf("%q", u)
+	}
+	c.ok("d NOOP") // the connection is still in step
+}
+
+func TestStatusEveryItem(t *testing.T) {
+	e := newEnv(t)
+	e.appendMsg("alice", "INBOX", msg("x"), store.FlagDeleted)
+	c := e.login("alice")
+	// imapserver writes every item asked for without looking: a missing one
+	// would be a nil pointer.
+	u := c.ok("a STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE APPENDLIMIT DELETED-STORAGE)")
+	if len(u) != 1 || !strings.HasPrefix(u[0], "* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY ") ||
+		!strings.HasSuffix(u[0], "UNSEEN 1 DELETED 1 SIZE 46 APPENDLIMIT 52428800 DELETED-STORAGE 46 RECENT 0)") {
+		t.Errorf("%q", u)
+	}
+	u = c.ok(`b LIST "" "INBOX" RETURN (STATUS (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE APPENDLIMIT DELETED-STORAGE))`)
+	if len(u) != 2 || !strings.HasPrefix(u[1], "* STATUS INBOX (MESSAGES 1 ") {
+		t.Errorf("%q", u)
+	}
+	c.fails("c STATUS Nowhere (MESSAGES)", "NO [NONEXISTENT]")
+	c.fails("d STATUS INBOX (BOGUS)", "BAD")
+}
+
+func TestIdleDoneAnyCase(t *testing.T) {
+	e := newEnv(t)
+	c := e.login("alice")
+	c.ok("a SELECT INBOX")
+	c.send("b IDLE")
+	c.expect("+ ")
+	c.send("done")
+	c.expect("b OK")
+}
+
+// A client that drops the connection while IDLEing, again and again, and
+// a server shutdown during IDLE: imapserver closes the session without
+// waiting for Idle, which must not race with the teardown (-race).
+func TestIdleDroppedConnection(t *testing.T) {
+	e := newEnv(t)
+	e.appendMsg("alice", "INBOX", "Subject: x\r\n\r\nx\r\n", 0)
+	for i := 0; i < 20; i++ {
+		c := e.login("alice")
+		c.ok("s SELECT INBOX")
+		c.send("i IDLE")
+		c.expect("+ ")
+		c.conn.Close()
+	}
+	c := e.login("alice")
+	c.ok("s SELECT INBOX")
+	c.send("i IDLE")
+	c.expect("+ ")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown with a session in IDLE: %v", err)
+	}
+}

@@ -2,8 +2,6 @@ package imap
 
 import (
 	"fmt"
-	"net"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -353,10 +351,3 @@ func listSummary(l []*imap.ListData) string {
 	}
 	return strings.Join(out, " ")
 }
-
-func sortedStrings(s []string) []string {
-	sort.Strings(s)
-	return s
-}
-
-var _ = net.Dial

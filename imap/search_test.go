@@ -109,7 +109,10 @@ func TestSearchKeys(t *testing.T) {
 	if u := c.ok("r3 SEARCH RETURN (COUNT) KEYWORD nothing"); u[0] != `* ESEARCH (TAG "r3") COUNT 0` {
 		t.Errorf("ESEARCH no match: %q", u)
 	}
-	c.ok("r4 SEARCH RETURN (SAVE) UNSEEN UNDELETED")
+	// RFC 5182 §2.4: SAVE alone returns nothing.
+	if u := c.ok("r4 SEARCH RETURN (SAVE) UNSEEN UNDELETED"); len(u) != 0 {
+		t.Errorf("SEARCH RETURN (SAVE): %q", u)
+	}
 	if u := c.ok("r5 FETCH $ (UID)"); strings.Join(u, "|") != "* 2 FETCH (UID 2)|* 5 FETCH (UID 5)|* 6 FETCH (UID 6)|* 7 FETCH (UID 7)" {
 		t.Errorf("FETCH $: %q", u)
 	}

@@ -198,9 +198,20 @@ func (s *session) claimRecent(sel *selected, w *imapserver.UpdateWriter) error {
 
 // Idle sends changes as they happen, until the client says DONE.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	s.idleMu.Lock()
+	if s.closed {
+		s.idleMu.Unlock()
+		return nil
+	}
+	s.idling.Add(1)
+	s.idleMu.Unlock()
+	defer s.idling.Done()
 	sel := s.sel
 	if sel == nil {
-		<-stop
+		select {
+		case <-stop:
+		case <-s.ctx.Done():
+		}
 		return nil
 	}
 	tick := time.NewTicker(idleCheck)
@@ -214,6 +225,8 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		}
 		select {
 		case <-stop:
+			return nil
+		case <-s.ctx.Done():
 			return nil
 		case <-sel.notify:
 		case <-tick.C:

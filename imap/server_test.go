@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +70,108 @@ func TestUTF8Names(t *testing.T) {
 	// On disk, as Dovecot writes them.
 	if _, err := os.Stat(filepath.Join(e.user("alice").Root(), ".&AMQ-rger &- Co")); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	e := newEnv(t)
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	t.Run("PLAIN with SASL-IR", func(t *testing.T) {
+		c := e.dialTLS().greeted()
+		c.ok("a AUTHENTICATE PLAIN " + b64("\x00alice\x00secret"))
+		c.ok("b SELECT INBOX")
+	})
+	t.Run("PLAIN with an authorization identity that is the user", func(t *testing.T) {
+		c := e.dialTLS().greeted()
+		c.ok("a AUTHENTICATE PLAIN " + b64("alice\x00alice\x00secret"))
+	})
+	t.Run("PLAIN acting as someone else", func(t *testing.T) {
+		c := e.dialTLS().greeted()
+		if got := c.fails("a AUTHENTICATE PLAIN "+b64("bob\x00alice\x00secret"), "NO"); !strings.Contains(got, "[AUTHORIZATIONFAILED]") {
+			t.Errorf("%q", got)
+		}
+	})
+	t.Run("PLAIN, wrong password", func(t *testing.T) {
+		c := e.dialTLS().greeted()
+		c.send("a AUTHENTICATE PLAIN")
+		c.expect("+")
+		c.send(b64("\x00alice\x00wrong"))
+		if _, tagged := c.until("a"); tagged != "a NO [AUTHENTICATIONFAILED] Invalid credentials" {
+			t.Errorf("%q", tagged)
+		}
+		c.ok("b LOGIN alice secret")
+	})
+	t.Run("LOGIN mechanism", func(t *testing.T) {
+		c := e.dialTLS().greeted()
+		c.send("a AUTHENTICATE LOGIN")
+		if l := c.expect("+ "); l != "+ "+b64("Username:") {
+			t.Errorf("%q", l)
+		}
+		c.send(b64("alice"))
+		if l := c.expect("+ "); l != "+ "+b64("Password:") {
+			t.Errorf("%q", l)
+		}
+		c.send(b64("secret"))
+		if _, tagged := c.until("a"); !strings.HasPrefix(tagged, "a OK [CAPABILITY ") {
+			t.Errorf("%q", tagged)
+		}
+	})
+	t.Run("LOGIN mechanism with an initial response", func(t *testing.T) {
+		c := e.dialTLS().greeted()
+		c.send("a AUTHENTICATE LOGIN " + b64("alice"))
+		c.expect("+ " + b64("Password:"))
+		c.send(b64("secret"))
+		c.until("a")
+		c.ok("b NOOP")
+	})
+	t.Run("cancelled, garbage, unknown mechanism", func(t *testing.T) {
+		c := e.dialTLS().greeted()
+		c.send("a AUTHENTICATE PLAIN")
+		c.expect("+")
+		c.send("*")
+		c.until("a")
+		c.send("b AUTHENTICATE PLAIN")
+		c.expect("+")
+		c.send("!!!not base64")
+		if _, tagged := c.until("b"); !strings.HasPrefix(tagged, "b BAD") {
+			t.Errorf("%q", tagged)
+		}
+		c.fails("c AUTHENTICATE CRAM-MD5", "NO")
+		c.fails("d LOGIN alice wrong", "NO [AUTHENTICATIONFAILED]")
+		c.ok("e LOGIN alice secret")
+		c.fails("f LOGIN alice secret", "BAD")
+	})
+}
+
+func TestEnableIMAP4rev2(t *testing.T) {
+	e := newEnv(t)
+	e.appendMsg("alice", "INBOX", msg("x"), 0)
+	c := e.login("alice")
+	if u := c.ok("a ENABLE IMAP4rev2"); u[0] != "* ENABLED IMAP4rev2" {
+		t.Errorf("%q", u)
+	}
+	u := c.ok("b SELECT INBOX")
+	for _, l := range u {
+		if strings.HasSuffix(l, " RECENT") || strings.Contains(l, "[UNSEEN ") {
+			t.Errorf("IMAP4rev2 SELECT sends %q (RFC 9051 removed it)", l)
+		}
+	}
+	if u := c.ok("c SEARCH ALL"); u[0] != `* ESEARCH (TAG "c") ALL 1` {
+		t.Errorf("IMAP4rev2 SEARCH: %q", u)
+	}
+}
+
+func TestBinaryAppend(t *testing.T) {
+	// RFC 3516 §4.4: APPEND takes a literal8, whose content may hold NUL.
+	e := newEnv(t)
+	c := e.login("alice")
+	m := "Subject: bin\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\x01\x02\xff\r\n"
+	c.sendRaw("a APPEND INBOX ~{" + itoa(len(m)) + "+}\r\n" + m + "\r\n")
+	if _, tagged := c.until("a"); !strings.HasPrefix(tagged, "a OK [APPENDUID") {
+		t.Fatalf("%q", tagged)
+	}
+	c.ok("b SELECT INBOX")
+	if u := c.ok("c FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])"); len(u) != 1 || !strings.Contains(u[0], "BINARY[1] ~{6}\r\n\x00\x01\x02\xff\r\n") || !strings.Contains(u[0], "BINARY.SIZE[1] 6") {
+		t.Errorf("%q", u)
 	}
 }

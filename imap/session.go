@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -32,18 +33,24 @@ type session struct {
 
 	sel       *selected
 	searchRes []uint32 // RFC 5182 "$": UIDs saved by SEARCH RETURN (SAVE)
+
+	// imapserver runs Idle in a goroutine of its own and, when the
+	// connection drops during IDLE, calls Close without waiting for it.
+	// Close marks the session closed and waits for a running Idle, so
+	// Idle never sees the selected mailbox torn down under it.
+	idleMu sync.Mutex
+	closed bool
+	idling sync.WaitGroup
 }
 
 var (
-	_ imapserver.SessionIMAP4rev2       = (*session)(nil)
-	_ imapserver.SessionSASL            = (*session)(nil)
-	_ imapserver.SessionUnauthenticate  = (*session)(nil)
-	_ imapserver.SessionAppendLimit     = (*session)(nil)
-	_ imapserver.SessionNamespace       = (*session)(nil)
-	_ imapserver.SessionMove            = (*session)(nil)
-	_ imapserver.Session                = (*session)(nil)
-	_ interface{ Unselect() error }     = (*session)(nil)
-	_ interface{ AppendLimit() uint32 } = (*session)(nil)
+	_ imapserver.SessionIMAP4rev2      = (*session)(nil)
+	_ imapserver.SessionSASL           = (*session)(nil)
+	_ imapserver.SessionUnauthenticate = (*session)(nil)
+	_ imapserver.SessionAppendLimit    = (*session)(nil)
+	_ imapserver.SessionNamespace      = (*session)(nil)
+	_ imapserver.SessionMove           = (*session)(nil)
+	_ imapserver.Session               = (*session)(nil)
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -69,6 +76,11 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 
 // Close is called by imapserver when the connection ends.
 func (s *session) Close() error {
+	s.idleMu.Lock()
+	s.closed = true
+	s.idleMu.Unlock()
+	s.cancel() // ends a running Idle
+	s.idling.Wait()
 	s.unselect()
 	if s.releaseUser != nil {
 		s.releaseUser()
@@ -86,7 +98,7 @@ func (s *session) Login(username, password string) error {
 		return &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodePrivacyRequired,
-			Text: "Use TLS (STARTTLS, or port 993) to log in",
+			Text: "Use TLS (STARTTLS, or the implicit-TLS port) to log in",
 		}
 	}
 	if s.user != nil {
@@ -136,7 +148,7 @@ func (s *session) Authenticate(mech string) (sasl.Server, error) {
 		return nil, &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodePrivacyRequired,
-			Text: "Use TLS (STARTTLS, or port 993) to log in",
+			Text: "Use TLS (STARTTLS, or the implicit-TLS port) to log in",
 		}
 	}
 	switch strings.ToUpper(mech) {

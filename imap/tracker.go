@@ -141,6 +141,19 @@ func (sb *sharedBox) learnKeywords(kws []string) bool {
 func (sb *sharedBox) onChange(c store.Change) {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
+	defer func() {
+		// This runs in whatever goroutine changed the folder (a POP3
+		// session, the store's watcher): a tracker panic (numbers out of
+		// step) must not take it down. The sessions are ended instead.
+		if v := recover(); v != nil {
+			sb.reg.srv.log.Error("imap: mailbox tracker out of step with the store, ending its sessions", "panic", v)
+			sb.invalid = true
+			for sel := range sb.sessions {
+				sel.invalid.Store(true)
+				sel.wake()
+			}
+		}
+	}()
 	if sb.closed {
 		return
 	}
@@ -178,6 +191,11 @@ func (sb *sharedBox) onChange(c store.Change) {
 }
 
 func (sb *sharedBox) refreshKeywords() {
+	defer func() {
+		if v := recover(); v != nil {
+			sb.reg.srv.log.Error("imap: refresh keywords", "panic", v)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var kws []string

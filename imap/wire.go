@@ -65,6 +65,7 @@ type wireConn struct {
 	appendMs bool // the APPEND message literal was seen
 	rawNext  bool // the next line answers a continuation request (SASL, DONE)
 	peek822  bool // the FETCH asked for RFC822.PEEK
+	saveOnly bool // a SEARCH RETURN (SAVE): no ESEARCH response
 	cmdStart time.Time
 	discard  bool // imapserver answered early: drop the rest of the command
 	stopping bool
@@ -78,9 +79,10 @@ type wireConn struct {
 }
 
 type literalState struct {
-	left int64 // bytes still to pass on
-	sync bool  // synchronizing
-	cont bool  // imapserver sent the continuation request for it
+	active bool  // announced by the line passed last
+	left   int64 // bytes still to pass on
+	sync   bool  // synchronizing
+	cont   bool  // imapserver sent the continuation request for it
 }
 
 func newWireConn(s *Server, raw net.Conn, ip netip.Addr, id uint64) *wireConn {
@@ -91,8 +93,8 @@ func newWireConn(s *Server, raw net.Conn, ip netip.Addr, id uint64) *wireConn {
 		ip:       ip,
 		accepted: raw,
 		raw:      raw,
-		br:    bufio.NewReaderSize(raw, 4096),
-		isTLS: isTLS,
+		br:       bufio.NewReaderSize(raw, 4096),
+		isTLS:    isTLS,
 	}
 }
 
@@ -279,6 +281,10 @@ func (c *wireConn) next() error {
 	if rawNext {
 		c.mu.Lock()
 		c.rawNext = false
+		if c.name == "IDLE" && bytes.EqualFold(bytes.TrimRight(line, "\r\n"), []byte("DONE")) {
+			// imapserver takes only "DONE"; commands are case-insensitive.
+			line = []byte("DONE\r\n")
+		}
 		c.pending = line
 		c.mu.Unlock()
 		return nil
@@ -292,6 +298,7 @@ func (c *wireConn) next() error {
 		c.appendMb = name == "APPEND" && bytes.HasPrefix(rest, []byte("{"))
 		c.appendMs = false
 		c.peek822 = false
+		c.saveOnly = (name == "SEARCH" || name == "UID SEARCH") && saveOnlyRE.Match(rest)
 		c.cmdStart = time.Now()
 		c.mu.Unlock()
 		switch name {
@@ -308,6 +315,7 @@ func (c *wireConn) next() error {
 	}
 	c.mu.Lock()
 	c.cmdBytes += len(line)
+	c.lit = literalState{} // the one before this line, if any, is over
 	c.mu.Unlock()
 
 	lit, hasLit, valid := parseLiteral(line)
@@ -319,21 +327,21 @@ func (c *wireConn) next() error {
 		return nil
 	}
 	if !valid {
-		return c.reject(line, lit, hasLit, "BAD Invalid literal size", 0)
+		return c.reject(lit, hasLit, "BAD Invalid literal size", 0, atStart)
 	}
 	limit, isMessage := c.literalLimit()
 	if lit.size > limit {
 		if isMessage {
-			return c.reject(line, lit, hasLit, fmt.Sprintf("NO [TOOBIG] Message too big (APPENDLIMIT=%d)", limit), limit+maxDrain)
+			return c.reject(lit, hasLit, fmt.Sprintf("NO [TOOBIG] Message too big (APPENDLIMIT=%d)", limit), limit+maxDrain, atStart)
 		}
-		return c.reject(line, lit, hasLit, "NO [TOOBIG] Literal too big for this command", maxDrain)
+		return c.reject(lit, hasLit, "NO [TOOBIG] Literal too big for this command", maxDrain, atStart)
 	}
 	c.mu.Lock()
 	c.litIndex++
 	if isMessage {
 		c.appendMs = true
 	}
-	c.lit = literalState{left: lit.size, sync: lit.sync}
+	c.lit = literalState{active: true, left: lit.size, sync: lit.sync}
 	c.pending = line
 	c.mu.Unlock()
 	return nil
@@ -350,10 +358,13 @@ func (c *wireConn) literalLimit() (int64, bool) {
 	return maxBufferedLiteral, false
 }
 
-// reject answers the current command with resp without passing it on. A
-// non-synchronizing literal it announced is read and dropped first, up to
-// drain bytes; above that the connection is closed.
-func (c *wireConn) reject(line []byte, lit literal, hasLit bool, resp string, drain int64) error {
+// reject refuses the literal the current command's last line announced.
+// A non-synchronizing one is read and dropped first, with the rest of the
+// command, up to drain bytes; above that the connection is closed. If the
+// line was the command's first, imapserver has seen nothing of it and
+// resp is our reply; otherwise imapserver is half-way through the command
+// and gets an empty line instead, which it answers with BAD.
+func (c *wireConn) reject(lit literal, hasLit bool, resp string, drain int64, first bool) error {
 	if hasLit && !lit.sync {
 		if lit.size < 0 || lit.size > drain {
 			c.bye("Literal too big")
@@ -370,6 +381,12 @@ func (c *wireConn) reject(line []byte, lit literal, hasLit bool, resp string, dr
 	tag := c.tag
 	c.mu.Unlock()
 	c.endCommand()
+	if !first {
+		c.mu.Lock()
+		c.pending = []byte("\r\n")
+		c.mu.Unlock()
+		return nil
+	}
 	return c.reply(tag + " " + resp)
 }
 

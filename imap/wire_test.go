@@ -83,6 +83,26 @@ func TestLiteralTraps(t *testing.T) {
 			t.Errorf("got %q %q", u, tagged)
 		}
 	})
+	t.Run("literal over the limit after a first one", func(t *testing.T) {
+		// imapserver has read part of the command: it gets an empty line
+		// and answers BAD; the big literal is not sent (synchronizing) or
+		// dropped (LITERAL+).
+		c.send("k1 LOGIN {0}")
+		c.expect("+ ")
+		c.send(" {5000}")
+		_, tagged := c.until("k1")
+		if !strings.HasPrefix(tagged, "k1 BAD") {
+			t.Errorf("got %q", tagged)
+		}
+		c.ok("k2 NOOP")
+		payload := strings.Repeat("k9 LOGOUT\r\n", 500)
+		c.sendRaw("k3 STATUS {5+}\r\nINBOX {" + itoa(len(payload)) + "+}\r\n" + payload + "\r\n")
+		_, tagged = c.until("k3")
+		if !strings.HasPrefix(tagged, "k3 BAD") {
+			t.Errorf("got %q", tagged)
+		}
+		c.ok("k4 NOOP")
+	})
 	t.Run("command rejected by imapserver before its literal", func(t *testing.T) {
 		// FETCH takes no literal: imapserver answers BAD without "+", and
 		// the client does not send it.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +20,7 @@ import (
 func (c *wireConn) cmdID(line []byte) error {
 	lit, hasLit, _ := parseLiteral(line)
 	if hasLit {
-		return c.reject(line, lit, hasLit, "BAD Literals are not supported in ID", maxBufferedLiteral)
+		return c.reject(lit, hasLit, "BAD Literals are not supported in ID", maxBufferedLiteral, true)
 	}
 	c.mu.Lock()
 	tag := c.tag
@@ -179,6 +180,11 @@ func (c *wireConn) secure() bool {
 	defer c.mu.Unlock()
 	return c.isTLS
 }
+
+// saveOnlyRE matches SEARCH arguments whose only return option is SAVE.
+// RFC 5182 §2.4: SAVE does not make the server return anything, but
+// imapserver then returns ALL as for RETURN (); wireout.go drops it.
+var saveOnlyRE = regexp.MustCompile(`(?i)^RETURN \(\s*SAVE\s*\)`)
 
 // mailboxCommands take mailbox names (or LIST patterns) but no other text
 // that could hold "&".

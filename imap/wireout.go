@@ -31,6 +31,7 @@ const (
 	outStart  = iota // collecting the start of a line to classify it
 	outPass          // passing the line through
 	outBuffer        // buffering the line to rewrite it
+	outDrop          // dropping the line
 )
 
 const (
@@ -84,6 +85,14 @@ func (f *outFilter) feed(c *wireConn, p []byte) net.Buffers {
 				continue
 			}
 			f.classify(c)
+			if f.mode == outDrop {
+				if complete {
+					f.endLine(c)
+				} else {
+					f.seg = f.seg[:0]
+				}
+				continue
+			}
 			if f.mode == outPass {
 				out = append(out, bytes.Clone(f.seg))
 				f.remember(f.seg)
@@ -106,6 +115,14 @@ func (f *outFilter) feed(c *wireConn, p []byte) net.Buffers {
 			}
 			out = append(out, p[:i+1])
 			f.remember(p[:i+1])
+			p = p[i+1:]
+			f.endLine(c)
+		case outDrop:
+			i := bytes.IndexByte(p, '\n')
+			if i < 0 {
+				p = nil
+				continue
+			}
 			p = p[i+1:]
 			f.endLine(c)
 		case outBuffer:
@@ -196,6 +213,12 @@ func (f *outFilter) classify(c *wireConn) {
 		case "NO", "BAD", "BYE":
 		case "CAPABILITY":
 			f.mode, f.rewrite = outBuffer, rwCapsResp
+		case "ESEARCH":
+			c.mu.Lock()
+			if c.saveOnly {
+				f.mode = outDrop
+			}
+			c.mu.Unlock()
 		case "LIST", "LSUB", "STATUS":
 			f.detect = true
 			if c.utf8Names() {
@@ -256,7 +279,7 @@ func (f *outFilter) rewritten(c *wireConn) []byte {
 func (c *wireConn) onContinuation() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.lit.left > 0 {
+	if c.lit.active {
 		c.lit.cont = true
 	} else {
 		c.rawNext = true
@@ -278,7 +301,7 @@ func (c *wireConn) onTagged(tag, status string) {
 	}
 	c.rawNext = false
 	if c.inCmd {
-		if c.lit.left > 0 && c.lit.sync && !c.lit.cont {
+		if c.lit.active && c.lit.sync && !c.lit.cont {
 			c.lit = literalState{}
 			c.inCmd = false
 		} else {

@@ -325,12 +325,8 @@ func TestSocketActivation(t *testing.T) {
 		if g := greeting(t, dial(t, ls[1].Addr().String(), true)); !strings.HasPrefix(g, "+OK") {
 			t.Errorf("pop3s greeting %q", g)
 		}
-		if strings.Contains(log, "proto=imap addr="+ls[3].Addr().String()+" tls=implicit from=systemd") {
-			if g := greeting(t, dial(t, ls[3].Addr().String(), true)); !strings.HasPrefix(g, "* OK") {
-				t.Errorf("imaps greeting %q", g)
-			}
-		} else if !strings.Contains(log, "not built yet") {
-			t.Errorf("imap sockets neither served nor reported:\n%s", log)
+		if g := greeting(t, dial(t, ls[3].Addr().String(), true)); !strings.HasPrefix(g, "* OK") {
+			t.Errorf("imaps greeting %q", g)
 		}
 	}
 

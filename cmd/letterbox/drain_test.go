@@ -7,30 +7,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/config"
-	"github.com/letterbox-mail/letterbox/imap"
 )
-
-// withIMAP is the real protocols, with an IMAP server wired here for as
-// long as newIMAP does not build one.
-func withIMAP(cfg *config.Config) []protocol {
-	ps := protocols(cfg)
-	for i := range ps {
-		if ps[i].name != "imap" {
-			continue
-		}
-		build := ps[i].build
-		ps[i].build = func(d deps) (protoServer, error) {
-			if srv, err := build(d); srv != nil || err != nil {
-				return srv, err
-			}
-			return &imap.Server{Store: d.store, Auth: d.auth, TLSConfig: d.tls,
-				AllowInsecureLoopback: d.cfg.Auth.AllowInsecureLoopback, Logger: d.log.With("proto", "imap")}, nil
-		}
-	}
-	return ps
-}
 
 // countMail counts the messages in a Maildir's new/ and cur/.
 func countMail(t *testing.T, maildir string) int {
@@ -56,7 +33,7 @@ func TestServeDrainIdle(t *testing.T) {
 	e.must("secret\n", "user", "add", "ivan", "--password-stdin", "--cost=4", "--config", cfgFile)
 	e.must("secret\n", "user", "add", "judy", "--password-stdin", "--cost=4", "--config", cfgFile)
 	e.must(testMessage, "deliver", "ivan", "--config", cfgFile)
-	sr := e.startServe(withIMAP, "--config", cfgFile)
+	sr := e.startServe(nil, "--config", cfgFile)
 	ls := sr.listeners()
 
 	pop := pop3Login(t, ls["pop3/starttls"], "ivan", "secret")

@@ -137,9 +137,18 @@ func TestServeFirstRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	pop3Dialog(t, c, []string{"USER demo", "QUIT"}, []string{"+OK", "-ERR", "+OK"})
-	if !strings.Contains(sr.stderr.String(), "not built yet") {
-		t.Error("log does not say which protocol is not built")
+	// IMAP end to end: LOGIN over implicit TLS; on the plain port,
+	// LOGINDISABLED and a refused LOGIN.
+	tc2, err := tls.Dial("tcp", ls["imap/implicit"], &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("imaps at %q: %v", ls["imap/implicit"], err)
 	}
+	imapDialog(t, tc2, []string{"a LOGIN demo " + pw, "b SELECT INBOX", "c LOGOUT"}, []string{"* OK", "a OK", "b OK", "c OK"})
+	c2, err := net.Dial("tcp", ls["imap/starttls"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	imapDialog(t, c2, []string{"a LOGIN demo " + pw, "b LOGOUT"}, []string{"* OK [CAPABILITY", "a NO", "b OK"})
 	if code := sr.stop(t); code != exitOK {
 		t.Errorf("exit %d, want 0", code)
 	}
@@ -187,6 +196,36 @@ func pop3Dialog(t *testing.T, c net.Conn, cmds, want []string) {
 		}
 		if !strings.HasPrefix(line, w) {
 			t.Errorf("after %q: got %q, want %q", append([]string{"(greeting)"}, cmds...)[i], line, w)
+		}
+	}
+}
+
+// imapDialog sends each command and reads lines up to the one that starts
+// with the expected prefix; untagged lines in between are skipped, an
+// untagged or tagged line with the command's tag but another status fails.
+func imapDialog(t *testing.T, c net.Conn, cmds, want []string) {
+	t.Helper()
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(c)
+	for i, w := range want {
+		if i > 0 {
+			if _, err := io.WriteString(c, cmds[i-1]+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tag := strings.Fields(w)[0]
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reply %d: %v", i, err)
+			}
+			if strings.HasPrefix(line, w) {
+				break
+			}
+			if tag != "*" && strings.HasPrefix(line, tag+" ") {
+				t.Fatalf("after %q: got %q, want %q", cmds[i-1], line, w)
+			}
 		}
 	}
 }

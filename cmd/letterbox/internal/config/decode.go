@@ -81,7 +81,7 @@ func (d *decoder) decode(dataDirBase string) *Config {
 	c.IMAP.IdleTimeout = d.duration("imap.idle_timeout", MinIMAPIdleTimeout, 0)
 	c.IMAP.AppendLimit = d.int64("imap.append_limit", 1, math.MaxInt64)
 	// RFC 7162 §4: servers SHOULD accept command lines of 8192 octets.
-	c.IMAP.MaxLineLength = d.int("imap.max_line_length", 8192)
+	c.IMAP.MaxLineLength = int(d.int64("imap.max_line_length", 8192, 51200))
 
 	c.LMTP.Socket = d.path("lmtp.socket", c.DataDir)
 	c.LMTP.SocketMode = d.fileMode("lmtp.socket_mode")

@@ -89,7 +89,7 @@ func TestDefaults(t *testing.T) {
 		{"imap per user", c.IMAP.MaxConnectionsPerUser, 20},
 		{"imap idle", c.IMAP.IdleTimeout, 30 * time.Minute},
 		{"imap append", c.IMAP.AppendLimit, int64(52428800)},
-		{"imap line", c.IMAP.MaxLineLength, 65536},
+		{"imap line", c.IMAP.MaxLineLength, 51200},
 	}
 	for _, w := range want {
 		if !reflect.DeepEqual(w.got, w.want) {
