@@ -56,7 +56,8 @@ func TestThunderbird(t *testing.T) {
 	if m == nil || m[1] != "4" {
 		t.Fatalf("select: %s", sel)
 	}
-	if u := c.ok("6 UID fetch 1:* (FLAGS)"); len(u) != 3 || u[0] != `* 1 FETCH (UID 1 FLAGS ())` {
+	if u := c.ok("6 UID fetch 1:* (FLAGS)"); len(u) != 3 || u[0] != `* 1 FETCH (UID 1 FLAGS (\Recent))` {
+		// Delivered before this first SELECT: recent (RFC 3501 §2.3.2).
 		t.Errorf("UID fetch 1:* (FLAGS): %q", u)
 	}
 	u = c.ok("7 UID fetch 1:3 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To Received)])")
@@ -105,10 +106,10 @@ func TestThunderbird(t *testing.T) {
 	}
 
 	// Actions.
-	if u := c.ok(`13 uid store 1 +Flags (\Seen)`); u[0] != `* 1 FETCH (UID 1 FLAGS (\Seen))` {
+	if u := c.ok(`13 uid store 1 +Flags (\Seen)`); u[0] != `* 1 FETCH (UID 1 FLAGS (\Seen \Recent))` {
 		t.Errorf("+Flags: %q", u)
 	}
-	if u := c.ok(`14 uid store 1 -Flags (\Seen)`); u[0] != `* 1 FETCH (UID 1 FLAGS ())` {
+	if u := c.ok(`14 uid store 1 -Flags (\Seen)`); u[0] != `* 1 FETCH (UID 1 FLAGS (\Recent))` {
 		t.Errorf("-Flags: %q", u)
 	}
 	c.ok(`15 uid store 2 +Flags (\Flagged)`)
@@ -189,7 +190,7 @@ func TestOutlook(t *testing.T) {
 	if len(u) != 1 || !strings.HasPrefix(u[0], "* 1 FETCH (UID 1 RFC822 {66}\r\n") || strings.Contains(u[0], `\Seen`) {
 		t.Errorf("RFC822.PEEK: %q", u)
 	}
-	if u := c.ok("A010 UID FETCH 1 (FLAGS)"); u[0] != `* 1 FETCH (UID 1 FLAGS ())` {
+	if u := c.ok("A010 UID FETCH 1 (FLAGS)"); u[0] != `* 1 FETCH (UID 1 FLAGS (\Recent))` {
 		t.Errorf("RFC822.PEEK set flags: %q", u)
 	}
 	u, tagged := c.cmd(`A011 UID COPY 1 "Archive"`)

@@ -243,7 +243,7 @@ func TestMessages(t *testing.T) {
 			if !m.InternalDate.Equal(date) {
 				t.Errorf("INTERNALDATE %v, want %v", m.InternalDate, date)
 			}
-			if fmt.Sprint(m.Flags) != `[\Seen $Label1]` {
+			if fmt.Sprint(m.Flags) != `[\Seen $Label1 \Recent]` { // appended before the SELECT
 				t.Errorf("FLAGS %v", m.Flags)
 			}
 			if got := bsString(m.BodyStructure); got != mc.bs {

@@ -184,12 +184,13 @@ func TestScenarioEveryCommand(t *testing.T) {
 		t.Errorf("ENABLE %+v", en)
 	}
 
-	// FETCH.
+	// FETCH. The messages were appended before this session's SELECT, so
+	// they are \Recent to it (RFC 3501 §2.3.2).
 	msgs := must[[]*imapclient.FetchMessageBuffer](t)(c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{
 		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject"}, Peek: true}},
 	}).Collect())
-	if len(msgs) != 1 || msgs[0].UID != 1 || !msgs[0].InternalDate.Equal(date) || fmt.Sprint(msgs[0].Flags) != `[\Flagged Project-X]` ||
+	if len(msgs) != 1 || msgs[0].UID != 1 || !msgs[0].InternalDate.Equal(date) || fmt.Sprint(msgs[0].Flags) != `[\Flagged Project-X \Recent]` ||
 		string(msgs[0].BodySection[0].Bytes) != "Subject: first\r\n\r\n" {
 		t.Errorf("FETCH %+v %v %s", *msgs[0], msgs[0].Flags, msgs[0].BodySection[0].Bytes)
 	}
@@ -198,13 +199,13 @@ func TestScenarioEveryCommand(t *testing.T) {
 	flags := func(set imap.NumSet, op imap.StoreFlagsOp, silent bool, fl ...imap.Flag) []*imapclient.FetchMessageBuffer {
 		return must[[]*imapclient.FetchMessageBuffer](t)(c.Store(set, &imap.StoreFlags{Op: op, Silent: silent, Flags: fl}, nil).Collect())
 	}
-	if r := flags(imap.SeqSetNum(2), imap.StoreFlagsAdd, false, imap.FlagAnswered, "$Forwarded", "CamelCase"); len(r) != 1 || fmt.Sprint(r[0].Flags) != `[\Answered $Forwarded CamelCase]` {
+	if r := flags(imap.SeqSetNum(2), imap.StoreFlagsAdd, false, imap.FlagAnswered, "$Forwarded", "CamelCase"); len(r) != 1 || fmt.Sprint(r[0].Flags) != `[\Answered $Forwarded CamelCase \Recent]` {
 		t.Errorf("STORE +FLAGS: %v", r[0].Flags)
 	}
-	if r := flags(imap.SeqSetNum(2), imap.StoreFlagsDel, false, "camelcase"); len(r) != 1 || fmt.Sprint(r[0].Flags) != `[\Answered $Forwarded]` {
+	if r := flags(imap.SeqSetNum(2), imap.StoreFlagsDel, false, "camelcase"); len(r) != 1 || fmt.Sprint(r[0].Flags) != `[\Answered $Forwarded \Recent]` {
 		t.Errorf("STORE -FLAGS: %v", r[0].Flags)
 	}
-	if r := flags(imap.UIDSetNum(3), imap.StoreFlagsSet, false, imap.FlagDraft); len(r) != 1 || r[0].UID != 3 || fmt.Sprint(r[0].Flags) != `[\Draft]` {
+	if r := flags(imap.UIDSetNum(3), imap.StoreFlagsSet, false, imap.FlagDraft); len(r) != 1 || r[0].UID != 3 || fmt.Sprint(r[0].Flags) != `[\Draft \Recent]` {
 		t.Errorf("UID STORE FLAGS: %v %v", r[0].UID, r[0].Flags)
 	}
 	if r := flags(imap.SeqSetNum(1), imap.StoreFlagsAdd, true, imap.FlagSeen); len(r) != 0 {

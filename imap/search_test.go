@@ -38,9 +38,9 @@ func TestSearchKeys(t *testing.T) {
 		{"UNSEEN", "2 3 5 6 7"},
 		{"KEYWORD $work", "2"},
 		{"UNKEYWORD $Work", "1 3 4 5 6 7"},
-		{"RECENT", ""}, // the store forgets \Recent when no session has the folder open
-		{"OLD", "1 2 3 4 5 6 7"},
-		{"NEW", ""},
+		{"RECENT", "1 2 3 4 5 6 7"}, // appended before this first SELECT
+		{"OLD", ""},
+		{"NEW", "2 3 5 6 7"}, // recent and unseen
 		{"FROM bob", "2"},
 		{`FROM "jürgen"`, "4"}, // RFC 2047 Q in ISO-8859-1
 		{`FROM "Bärbel"`, "5"}, // raw 8-bit
@@ -131,5 +131,33 @@ func TestSearchKeys(t *testing.T) {
 	c.ok("r12 SELECT INBOX")
 	if u := c.ok("r13 SEARCH $"); u[0] != "* SEARCH" {
 		t.Errorf("$ survives a new SELECT: %q", u)
+	}
+}
+
+// Charsets beyond Latin-1 are decoded for BODY and SUBJECT searches
+// (go-message's charset package): ISO-8859-2 and KOI8-R bodies, an
+// encoded-word in Shift_JIS.
+func TestSearchOtherCharsets(t *testing.T) {
+	e := newEnv(t)
+	e.appendMsg("alice", "INBOX", "Subject: polish\r\nContent-Type: text/plain; charset=iso-8859-2\r\nContent-Transfer-Encoding: 8bit\r\n\r\nZa\xbf\xf3\xb3\xe6 g\xea\xb6l\xb1 ja\xbc\xf1\r\n", 0)
+	e.appendMsg("alice", "INBOX", "Subject: russian\r\nContent-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4 \xcd\xc9\xd2\r\n", 0)
+	e.appendMsg("alice", "INBOX", "Subject: =?Shift_JIS?B?k/qWe4zq?=\r\n\r\nx\r\n", 0)
+	c := e.login("alice")
+	c.ok("a SELECT INBOX")
+	for query, want := range map[string]string{
+		`CHARSET UTF-8 BODY "gęślą"`:  "1",
+		`CHARSET UTF-8 BODY "привет"`: "2",
+		`CHARSET UTF-8 SUBJECT "日本語"`: "3",
+	} {
+		untagged := c.ok("s SEARCH " + query)
+		got := ""
+		for _, l := range untagged {
+			if strings.HasPrefix(l, "* SEARCH") {
+				got = strings.TrimSpace(strings.TrimPrefix(l, "* SEARCH"))
+			}
+		}
+		if got != want {
+			t.Errorf("SEARCH %s = %q, want %q", query, got, want)
+		}
 	}
 }

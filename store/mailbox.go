@@ -38,7 +38,8 @@ type box struct {
 	root string // user's Maildir root
 	path string // folder directory
 
-	refs int // guarded by s.mu
+	refs   int         // guarded by s.mu
+	linger *time.Timer // guarded by s.mu: set while no handle is open
 
 	dirty atomic.Bool // set by inotify: something changed on disk
 

@@ -435,3 +435,21 @@ func TestRecentIsClaimedOnce(t *testing.T) {
 		t.Errorf("claimed twice: %v", again)
 	}
 }
+
+// \Recent lives in memory only; a folder closed and opened again within
+// Options.Linger still has it, as Dovecot's index would.
+func TestRecentSurvivesReopen(t *testing.T) {
+	_, u := newUser(t, store.Options{})
+	ctx := context.Background()
+	m, err := u.Open(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Append(ctx, strings.NewReader("a\n"), store.AppendOptions{})
+	m.Close()
+	m2 := openBox(t, u, "INBOX")
+	got, _ := m2.ClaimRecent(ctx)
+	if fmt.Sprint(got) != "[1]" {
+		t.Errorf("recent after reopening: %v", got)
+	}
+}

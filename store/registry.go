@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // openBox returns the shared box of a folder, loading it on first use.
@@ -28,6 +29,10 @@ func (s *Store) openBox(ctx context.Context, root, name, path string) (*Mailbox,
 		}
 	}
 	b.refs++
+	if b.linger != nil {
+		b.linger.Stop()
+		b.linger = nil
+	}
 	s.mu.Unlock()
 
 	if err := b.refresh(ctx); err != nil {
@@ -37,7 +42,10 @@ func (s *Store) openBox(ctx context.Context, root, name, path string) (*Mailbox,
 	return &Mailbox{b: b}, nil
 }
 
-// release drops one reference to a box; the last one frees it.
+// release drops one reference to a box. The last one lets it linger for
+// Options.Linger before it is freed: a client that polls with STATUS and
+// then SELECTs, or a delivery followed by a login, finds the index (and
+// the \Recent marks, which live only here) still in memory.
 func (s *Store) release(b *box) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -45,6 +53,23 @@ func (s *Store) release(b *box) {
 	if b.refs > 0 {
 		return
 	}
+	if s.opts.Linger > 0 && !s.closed && s.boxes[b.path] == b {
+		b.linger = time.AfterFunc(s.opts.Linger, func() { s.drop(b) })
+		return
+	}
+	s.dropLocked(b)
+}
+
+// drop frees a box whose linger time is over, unless it was opened again.
+func (s *Store) drop(b *box) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.refs == 0 {
+		s.dropLocked(b)
+	}
+}
+
+func (s *Store) dropLocked(b *box) {
 	if s.boxes[b.path] == b {
 		delete(s.boxes, b.path)
 	}

@@ -70,6 +70,12 @@ type Options struct {
 	DirMode  os.FileMode
 	FileMode os.FileMode
 
+	// Linger keeps a folder's index in memory this long after its last
+	// handle closed, so that the next open is free and \Recent (kept only
+	// in memory, as Dovecot keeps it only in its index) survives a STATUS
+	// or a short disconnect. Default 2 minutes; negative means none.
+	Linger time.Duration
+
 	// LockTimeout bounds the wait for another process's dovecot-uidlist
 	// lock. Default 30s. A lock older than 120s is stale and broken.
 	LockTimeout time.Duration
@@ -147,6 +153,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.FileMode == 0 {
 		opts.FileMode = 0o600
+	}
+	if opts.Linger == 0 {
+		opts.Linger = 2 * time.Minute
 	}
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = 30 * time.Second
