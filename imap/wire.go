@@ -72,8 +72,11 @@ type wireConn struct {
 	wakeAt   time.Time // deadline we set; a timeout before it is Shutdown's wake-up
 	badCount int
 
-	wmu sync.Mutex // serializes writes to raw; guards out
-	out outFilter
+	wmu    sync.Mutex // serializes writes to raw; guards out and below
+	out    outFilter
+	wbuf   []byte      // responses waiting to be written (see Write)
+	wtimer *time.Timer // flushes wbuf if nothing else does
+	werr   error       // a failed write: the connection is dead
 
 	closeOnce sync.Once
 }

@@ -79,6 +79,9 @@ func (c *wireConn) reply(lines string) error {
 		return io.EOF
 	}
 	c.countBad(lines)
+	if err := c.flushLocked(); err != nil {
+		return io.EOF
+	}
 	raw := c.conn()
 	raw.SetWriteDeadline(time.Now().Add(time.Minute))
 	_, err := io.WriteString(raw, lines+"\r\n")
@@ -116,6 +119,7 @@ func (c *wireConn) countBad(lines string) {
 func (c *wireConn) bye(text string) {
 	c.wmu.Lock()
 	if c.out.atBoundary() {
+		c.flushLocked()
 		raw := c.conn()
 		raw.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		io.WriteString(raw, "* BYE "+text+"\r\n")
@@ -134,25 +138,84 @@ func (c *wireConn) shutdown() {
 	c.conn().SetReadDeadline(time.Now())
 }
 
+// Output coalescing. imapserver flushes after every response line, so a
+// FETCH of 2,000 messages would be 2,000 writes, TLS records and system
+// calls. Responses are gathered instead and written when the client has
+// to act on them (a tagged reply, a continuation request, BYE), when
+// coalesceMax bytes are waiting, or coalesceDelay after the first waiting
+// byte (untagged updates during IDLE).
+const (
+	coalesceMax   = 32 << 10
+	coalesceDelay = time.Millisecond
+	flushTimeout  = time.Minute
+)
+
 // Write implements net.Conn for imapserver: responses pass through the
-// output filter.
+// output filter into the coalescing buffer.
 func (c *wireConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.out.closed {
 		return 0, net.ErrClosed
 	}
-	bufs := c.out.feed(c, p)
-	if _, err := bufs.WriteTo(c.conn()); err != nil {
-		return 0, err
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	for _, b := range c.out.feed(c, p) {
+		c.wbuf = append(c.wbuf, b...) // p is imapserver's buffer: copy
+	}
+	if c.out.urgent || len(c.wbuf) >= coalesceMax {
+		c.out.urgent = false
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	if len(c.wbuf) > 0 && c.wtimer == nil {
+		c.wtimer = time.AfterFunc(coalesceDelay, c.timedFlush)
 	}
 	return len(p), nil
+}
+
+// flushLocked writes what is waiting. c.wmu is held.
+func (c *wireConn) flushLocked() error {
+	if c.wtimer != nil {
+		c.wtimer.Stop()
+		c.wtimer = nil
+	}
+	if len(c.wbuf) == 0 || c.werr != nil {
+		return c.werr
+	}
+	raw := c.conn()
+	// imapserver's own deadline may be over by now (it clears it when a
+	// response ends), so a client that stops reading is bounded here.
+	raw.SetWriteDeadline(time.Now().Add(flushTimeout))
+	_, err := raw.Write(c.wbuf)
+	raw.SetWriteDeadline(time.Time{})
+	c.wbuf = c.wbuf[:0]
+	if cap(c.wbuf) > 4*coalesceMax {
+		c.wbuf = nil // one huge response should not pin its buffer
+	}
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+func (c *wireConn) timedFlush() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wtimer = nil
+	c.flushLocked()
 }
 
 // Close implements net.Conn.
 func (c *wireConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.wmu.Lock()
+		c.flushLocked() // what imapserver wrote last, e.g. LOGOUT's OK
+		c.wmu.Unlock()
 		err = c.conn().Close()
 		c.srv.forget(c)
 	})
@@ -162,11 +225,14 @@ func (c *wireConn) Close() error {
 func (c *wireConn) LocalAddr() net.Addr  { return c.conn().LocalAddr() }
 func (c *wireConn) RemoteAddr() net.Addr { return c.conn().RemoteAddr() }
 
-// SetDeadline and SetReadDeadline are imapserver's, which we replace with
-// ours; write deadlines are kept.
-func (c *wireConn) SetDeadline(t time.Time) error      { return c.conn().SetWriteDeadline(t) }
+// Deadlines are imapserver's, which we replace with ours: reads have the
+// idle and login timeouts of the input framing, and writes go to the
+// coalescing buffer, whose flush sets its own deadline (flushTimeout per
+// at most coalesceMax bytes). imapserver sets a write deadline around every
+// response; passing each through would cost more than the writes.
+func (c *wireConn) SetDeadline(t time.Time) error      { return nil }
 func (c *wireConn) SetReadDeadline(t time.Time) error  { return nil }
-func (c *wireConn) SetWriteDeadline(t time.Time) error { return c.conn().SetWriteDeadline(t) }
+func (c *wireConn) SetWriteDeadline(t time.Time) error { return nil }
 
 // setAuthenticated is called by the session on login and UNAUTHENTICATE.
 func (c *wireConn) setAuthenticated(v bool) {

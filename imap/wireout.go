@@ -25,6 +25,7 @@ type outFilter struct {
 	detect  bool   // the current line may end with a literal announcement
 	rewrite int    // what to rewrite in outBuffer mode
 	closed  bool   // we said BYE
+	urgent  bool   // a line the client waits for was seen: flush now
 }
 
 const (
@@ -198,6 +199,7 @@ func (f *outFilter) classify(c *wireConn) {
 		return
 	}
 	if seg[0] == '+' {
+		f.urgent = true
 		c.onContinuation()
 		return
 	}
@@ -207,10 +209,12 @@ func (f *outFilter) classify(c *wireConn) {
 	if string(tag) == "*" {
 		switch string(word) {
 		case "OK", "PREAUTH":
+			f.urgent = true // the greeting, or a warning before BYE
 			if bytes.HasPrefix(after, []byte("[CAPABILITY ")) {
 				f.mode, f.rewrite = outBuffer, rwCapsCode
 			}
 		case "NO", "BAD", "BYE":
+			f.urgent = true
 		case "CAPABILITY":
 			f.mode, f.rewrite = outBuffer, rwCapsResp
 		case "ESEARCH":
@@ -231,6 +235,7 @@ func (f *outFilter) classify(c *wireConn) {
 	}
 	switch string(word) {
 	case "OK", "NO", "BAD":
+		f.urgent = true
 		if string(word) == "NO" && bytes.HasPrefix(after, []byte(libServerBug)) {
 			// imapserver answers this to what it could not parse in a
 			// mailbox name, date or set; our own errors say otherwise.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 )
 
 // Body is a message's content as it goes on the wire: every bare LF of the
@@ -17,15 +18,29 @@ type Body struct {
 	// Size is the number of bytes Read returns in all.
 	Size int64
 
-	f *os.File
-	r io.Reader
+	f    *os.File
+	r    io.Reader
+	conv *crlfReader // from pool; nil after Close
+	pool *sync.Pool
 }
 
 // Read implements io.Reader.
 func (b *Body) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 // Close closes the file.
-func (b *Body) Close() error { return b.f.Close() }
+func (b *Body) Close() error {
+	if b.conv != nil {
+		b.conv.src = nil
+		b.pool.Put(b.conv)
+		b.conv = nil
+		b.r = eofReader{}
+	}
+	return b.f.Close()
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // OpenMessage opens a message for reading. If another process renamed the
 // file (a flag change), the folder is synced and the open tried again.
@@ -48,8 +63,10 @@ func (m *Mailbox) OpenMessage(ctx context.Context, uid uint32) (*Body, error) {
 			if size < 0 {
 				size = 0
 			}
-			body := &Body{Size: size, f: f}
-			body.r = &exactReader{r: newCRLFReader(f), left: size, onShort: func(got, want int64) {
+			conv := b.s.crlfPool.Get().(*crlfReader)
+			conv.reset(f)
+			body := &Body{Size: size, f: f, conv: conv, pool: &b.s.crlfPool}
+			body.r = &exactReader{r: conv, left: size, onShort: func(got, want int64) {
 				b.s.log.Warn("store: message file changed size", "mailbox", b.name, "uid", uid, "got", got, "want", want)
 			}}
 			return body, nil
@@ -75,7 +92,11 @@ type crlfReader struct {
 }
 
 func newCRLFReader(r io.Reader) *crlfReader {
-	return &crlfReader{src: r, in: make([]byte, 32*1024)}
+	return &crlfReader{src: r, in: make([]byte, 32*1024), out: make([]byte, 0, 40*1024)}
+}
+
+func (c *crlfReader) reset(r io.Reader) {
+	c.src, c.pend, c.prevCR, c.err = r, nil, false, nil
 }
 
 func (c *crlfReader) Read(p []byte) (int, error) {

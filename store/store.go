@@ -122,6 +122,11 @@ type Store struct {
 	watcher *watcher
 	ids     *nameSource
 
+	// crlfPool recycles body converters and their buffers: a FETCH of
+	// many bodies opens many messages, and fresh 32 KiB buffers each time
+	// cost more than the reading.
+	crlfPool sync.Pool
+
 	mu     sync.Mutex
 	boxes  map[string]*box // by absolute Maildir folder path
 	closed bool
@@ -169,6 +174,7 @@ func Open(opts Options) (*Store, error) {
 		ids:   newNameSource(opts.Hostname, opts.Now),
 		boxes: make(map[string]*box),
 	}
+	s.crlfPool.New = func() any { return newCRLFReader(nil) }
 	if !opts.NoWatch {
 		w, err := newWatcher(s.log)
 		if err != nil {
