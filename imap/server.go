@@ -360,18 +360,7 @@ func (s *Server) acquireUser(name string) (release func(), ok bool) {
 // is between commands (at once if it is waiting for one or in IDLE), and
 // waits for them to close or ctx to end, when it closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.init()
-	s.mu.Lock()
-	s.closing = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	conns := make([]*wireConn, 0, len(s.conns))
-	for wc := range s.conns {
-		conns = append(conns, wc)
-	}
-	s.mu.Unlock()
-	for _, wc := range conns {
+	for _, wc := range s.stopAccepting() {
 		wc.shutdown()
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -395,8 +384,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
+	for _, wc := range s.stopAccepting() {
+		wc.Close()
+	}
+	s.stop()
+	return nil
+}
+
+// stopAccepting closes the listeners and returns the open connections.
+func (s *Server) stopAccepting() []*wireConn {
 	s.init()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closing = true
 	for l := range s.listeners {
 		l.Close()
@@ -405,12 +404,7 @@ func (s *Server) Close() error {
 	for wc := range s.conns {
 		conns = append(conns, wc)
 	}
-	s.mu.Unlock()
-	for _, wc := range conns {
-		wc.Close()
-	}
-	s.stop()
-	return nil
+	return conns
 }
 
 func (s *Server) stop() {

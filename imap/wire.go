@@ -171,17 +171,23 @@ func (c *wireConn) waitTimeout() time.Duration {
 	return orDefault(c.srv.LoginTimeout, DefaultLoginTimeout)
 }
 
+// armRead sets the read deadline for the next read, remembering it so a
+// timeout before it is known as Shutdown's wake-up, and reports whether
+// Shutdown asked the connection to stop.
+func (c *wireConn) armRead(timeout time.Duration) (time.Time, bool) {
+	deadline := time.Now().Add(timeout)
+	c.conn().SetReadDeadline(deadline)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wakeAt = deadline
+	return deadline, c.stopping
+}
+
 // readRaw reads from the client with a deadline. A wake-up by Shutdown in
 // the middle of a command is ignored: the command may finish.
 func (c *wireConn) readRaw(p []byte, timeout time.Duration, atStart bool) (int, error) {
 	for {
-		deadline := time.Now().Add(timeout)
-		raw := c.conn()
-		raw.SetReadDeadline(deadline)
-		c.mu.Lock()
-		c.wakeAt = deadline
-		stopping := c.stopping
-		c.mu.Unlock()
+		deadline, stopping := c.armRead(timeout)
 		if stopping && atStart && c.br.Buffered() == 0 {
 			return 0, os.ErrDeadlineExceeded
 		}
@@ -197,13 +203,7 @@ func (c *wireConn) readRaw(p []byte, timeout time.Duration, atStart bool) (int, 
 func (c *wireConn) readLine(max int, timeout time.Duration, atStart bool) ([]byte, error) {
 	var line []byte
 	for {
-		deadline := time.Now().Add(timeout)
-		raw := c.conn()
-		raw.SetReadDeadline(deadline)
-		c.mu.Lock()
-		c.wakeAt = deadline
-		stopping := c.stopping
-		c.mu.Unlock()
+		deadline, stopping := c.armRead(timeout)
 		if stopping && atStart && len(line) == 0 && c.br.Buffered() == 0 {
 			return nil, os.ErrDeadlineExceeded
 		}

@@ -6,41 +6,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/google/renameio/v2"
 )
 
-// writeFileAtomic replaces path with data: write a temp file next to it,
-// fsync, rename over path, fsync the directory. Readers see the old file or
-// the new one, never a torn one, and a crash keeps one of the two.
+// writeFileAtomic replaces path with data: renameio writes a temp file
+// next to it, fsyncs it and renames it over path, so readers see the old
+// file or the new one, never a torn one; then the directory is fsynced so
+// the rename survives a crash too.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := renameio.WriteFile(path, data, mode, renameio.WithStaticPermissions(mode)); err != nil {
 		return fmt.Errorf("store: write %s: %w", filepath.Base(path), err)
 	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("store: write %s: %w", filepath.Base(path), err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("store: write %s: %w", filepath.Base(path), err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("store: write %s: %w", filepath.Base(path), err)
-	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
 }
 
 // syncDir makes a rename or link in dir durable.

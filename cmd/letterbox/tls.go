@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/config"
 )
 
@@ -142,10 +144,10 @@ func ensureSelfSigned(dir, hostname string, now time.Time) (certFile, keyFile st
 	}
 	// Key first: a cert without its key would not load, a key alone is
 	// simply replaced next time.
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := renameio.WriteFile(keyFile, keyPEM, 0o600, renameio.WithStaticPermissions(0o600)); err != nil {
 		return "", "", false, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
+	if err := renameio.WriteFile(certFile, certPEM, 0o644, renameio.WithStaticPermissions(0o644)); err != nil {
 		return "", "", false, fmt.Errorf("self-signed certificate: %w", err)
 	}
 	return certFile, keyFile, true, nil
@@ -191,30 +193,3 @@ func selfSigned(hostname string, now time.Time) (certPEM, keyPEM []byte, err err
 	return certPEM, keyPEM, nil
 }
 
-// writeFileAtomic writes data to a temp file in path's directory, fsyncs it
-// and renames it over path, so readers never see half a file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
