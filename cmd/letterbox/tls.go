@@ -192,4 +192,3 @@ func selfSigned(hostname string, now time.Time) (certPEM, keyPEM []byte, err err
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	return certPEM, keyPEM, nil
 }
-
