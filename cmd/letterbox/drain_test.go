@@ -45,6 +45,12 @@ func TestServeDrainIdle(t *testing.T) {
 	im.cmd("a1 LOGIN judy secret", "a1 OK")
 	im.cmd("a2 SELECT INBOX", "*")
 	im.until("a2 OK")
+	idle := newLineClient(t, dial(t, ls["imap/starttls"], false))
+	idle.expect("* OK")
+	idle.cmd("b1 LOGIN judy secret", "b1 OK")
+	idle.cmd("b2 SELECT INBOX", "*")
+	idle.until("b2 OK")
+	idle.cmd("b3 IDLE", "+ ")
 
 	start := time.Now()
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
@@ -55,6 +61,7 @@ func TestServeDrainIdle(t *testing.T) {
 	greeted.expect("-ERR [SYS/TEMP]")
 	greeted.expectEOF()
 	im.until("* BYE")
+	idle.until("* BYE")
 	if code := sr.wait(t); code != exitOK {
 		t.Errorf("exit %d", code)
 	}
