@@ -315,4 +315,3 @@ func (b *box) loadKeywords() error {
 	b.kwCache = make(map[uint32][]string)
 	return nil
 }
-
