@@ -247,18 +247,8 @@ func (b *box) keywordBits(names []string, create bool) (uint32, error) {
 			if !validKeyword(k) {
 				return 0, fmt.Errorf("%w: keyword %q", ErrInvalidName, k)
 			}
-			for j, x := range b.keywords {
-				if x == "" {
-					i = j
-					break
-				}
-			}
-			if i < 0 {
-				if len(b.keywords) >= maxKeywords {
-					return 0, ErrTooManyKeywords
-				}
-				b.keywords = append(b.keywords, "")
-				i = len(b.keywords) - 1
+			if i = b.freeKeywordSlot(); i < 0 {
+				return 0, ErrTooManyKeywords
 			}
 			b.keywords[i] = k
 			added = true
@@ -273,6 +263,21 @@ func (b *box) keywordBits(names []string, create bool) (uint32, error) {
 		b.emit(Change{Kind: KeywordsChanged})
 	}
 	return bits, nil
+}
+
+// freeKeywordSlot returns an unnamed slot of the keyword table, growing it
+// up to maxKeywords, or -1 when all 26 letters are taken.
+func (b *box) freeKeywordSlot() int {
+	for j, x := range b.keywords {
+		if x == "" {
+			return j
+		}
+	}
+	if len(b.keywords) >= maxKeywords {
+		return -1
+	}
+	b.keywords = append(b.keywords, "")
+	return len(b.keywords) - 1
 }
 
 // reloadKeywords re-reads dovecot-keywords, keeping names we know in their

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/bits"
 	"os"
 	"path/filepath"
 )
@@ -23,15 +24,18 @@ func (m *Mailbox) SetFlags(ctx context.Context, uids []uint32, op FlagOp, flags 
 	if b.gone {
 		return nil, ErrNotFound
 	}
-	var kw uint32
-	if len(keywords) > 0 {
-		// New keyword names are written to dovecot-keywords, which
-		// needs the folder's lock.
+	kw, err := b.keywordBits(keywords, false)
+	if err != nil {
+		return nil, err
+	}
+	if op != FlagsRemove && bits.OnesCount32(kw) < len(keywords) {
+		// A new keyword name is written to dovecot-keywords, which
+		// needs the folder's lock; known ones do not.
 		lock, err := acquireDotlock(ctx, filepath.Join(b.path, uidlistName+".lock"), b.s.opts.LockTimeout, b.s.opts.FileMode)
 		if err != nil {
 			return nil, err
 		}
-		kw, err = b.keywordBits(keywords, op != FlagsRemove)
+		kw, err = b.keywordBits(keywords, true)
 		lock.release()
 		if err != nil {
 			return nil, err

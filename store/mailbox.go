@@ -259,15 +259,7 @@ func (v *View) UIDNext() uint32 { return v.b.nextUID }
 
 // Keywords are the mailbox's defined keywords, used or not, in the order of
 // dovecot-keywords.
-func (v *View) Keywords() []string {
-	var out []string
-	for _, k := range v.b.keywords {
-		if k != "" {
-			out = append(out, k)
-		}
-	}
-	return out
-}
+func (v *View) Keywords() []string { return v.b.definedKeywords() }
 
 // CanCreateKeywords reports whether a new keyword would fit.
 func (v *View) CanCreateKeywords() bool { return len(v.b.definedKeywords()) < maxKeywords }

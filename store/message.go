@@ -1,7 +1,6 @@
 package store
 
 import (
-	"strings"
 	"time"
 
 	"github.com/emersion/go-maildir"
@@ -24,17 +23,6 @@ const (
 
 // Has reports whether all of want are set.
 func (f Flag) Has(want Flag) bool { return f&want == want }
-
-// letters returns the flags as Maildir info letters, in ASCII order.
-func (f Flag) letters() string {
-	var b strings.Builder
-	for i := 0; i < 26; i++ {
-		if f&(1<<i) != 0 {
-			b.WriteByte(byte('A' + i))
-		}
-	}
-	return b.String()
-}
 
 // FlagOp says how SetFlags combines the given flags with a message's own.
 type FlagOp int
