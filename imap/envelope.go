@@ -22,10 +22,8 @@ func envelope(p *mimePart) *imap.Envelope {
 		Cc:      addressList(p.header("cc")),
 		Bcc:     addressList(p.header("bcc")),
 	}
-	if d := p.header("date"); d != "" {
-		if t, err := mail.ParseDate(stripComments(d)); err == nil {
-			env.Date = t
-		}
+	if t, ok := sentDate(p); ok {
+		env.Date = t
 	}
 	env.InReplyTo = msgIDs(p.header("in-reply-to"))
 	if ids := msgIDs(p.header("message-id")); len(ids) > 0 {

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -29,7 +30,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *ima
 	if !sel.readOnly && setsSeen(opts) && !(s.wc.peekRFC822() && onlyWholeMessage(opts)) {
 		var unseen []uint32
 		for _, t := range targets {
-			if t.msg.Flags&store.FlagSeen == 0 {
+			if !t.msg.Flags.Has(store.FlagSeen) {
 				unseen = append(unseen, t.msg.UID)
 			}
 		}
@@ -102,10 +103,14 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, t target, o
 	uid := t.msg.UID
 	needHeader := opts.Envelope
 	needFull := opts.BodyStructure != nil
+	needRaw := false // the top header's bytes, to filter
 	for _, bs := range opts.BodySection {
-		if needsStructure(bs.Part) {
+		switch {
+		case needsStructure(bs.Part):
 			needFull = true
-		} else if bs.Specifier != imap.PartSpecifierNone {
+		case filtersHeader(bs):
+			needRaw = true
+		case bs.Specifier != imap.PartSpecifierNone:
 			needHeader = true
 		}
 	}
@@ -116,9 +121,17 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, t target, o
 		needFull = needFull || needsStructure(bs.Part)
 	}
 	info := &msgInfo{size: t.msg.Size}
-	if needHeader || needFull {
+	var hdr []byte // the raw top header, if read along with info
+	if needHeader || needFull || needRaw {
 		var err error
-		if info, err = s.info(s.ctx, sel, uid, needFull); err != nil {
+		if needFull {
+			info, err = s.info(sel, uid, true)
+		} else if needRaw {
+			info, hdr, err = s.header(sel, uid)
+		} else {
+			info, err = s.info(sel, uid, false)
+		}
+		if err != nil {
 			return s.fetchFailed(uid, err)
 		}
 	}
@@ -131,7 +144,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, t target, o
 	}
 	bodies := make([]section, len(opts.BodySection))
 	for i, bs := range opts.BodySection {
-		sec, err := s.bodySection(s.ctx, sel, uid, info, bs)
+		sec, err := s.bodySection(sel, uid, info, hdr, bs)
 		if err != nil {
 			return s.fetchFailed(uid, err)
 		}
@@ -139,7 +152,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, t target, o
 	}
 	binaries := make([]section, len(opts.BinarySection))
 	for i, bs := range opts.BinarySection {
-		sec, err := s.binarySection(s.ctx, sel, uid, info, bs.Part, bs.Partial)
+		sec, err := s.binarySection(sel, uid, info, bs.Part, bs.Partial)
 		if errors.Is(err, errUnknownCTE) {
 			return false, err
 		}
@@ -150,7 +163,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, t target, o
 	}
 	binSizes := make([]uint32, len(opts.BinarySectionSize))
 	for i, bs := range opts.BinarySectionSize {
-		sec, err := s.binarySection(s.ctx, sel, uid, info, bs.Part, nil)
+		sec, err := s.binarySection(sel, uid, info, bs.Part, nil)
 		if errors.Is(err, errUnknownCTE) {
 			return false, err
 		}
@@ -230,10 +243,7 @@ func (s *session) writeSection(wc io.WriteCloser, sel *selected, uid uint32, sec
 				return err
 			}
 			s.log.Error("imap: message file changed while sending it", "mailbox", sel.name, "uid", uid, "err", err)
-			pad := make([]byte, 4096)
-			for i := range pad {
-				pad[i] = ' '
-			}
+			pad := bytes.Repeat([]byte(" "), 4096)
 			for left := sec.n - copied; left > 0; {
 				n, werr := wc.Write(pad[:min(left, int64(len(pad)))])
 				if werr != nil {

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -40,14 +41,21 @@ func imapFlags(f store.Flag, keywords []string) []imap.Flag {
 // mailboxFlags is the FLAGS list of a mailbox: the system flags and every
 // keyword defined in it.
 func mailboxFlags(keywords []string) []imap.Flag {
-	out := make([]imap.Flag, 0, len(systemFlags)+len(keywords))
+	var all store.Flag
 	for _, sf := range systemFlags {
-		out = append(out, sf.imap)
+		all |= sf.store
 	}
-	for _, k := range keywords {
-		out = append(out, imap.Flag(k))
+	return imapFlags(all, keywords)
+}
+
+// systemFlag finds a system flag by name, case-insensitively.
+func systemFlag(fl imap.Flag) (store.Flag, bool) {
+	for _, sf := range systemFlags {
+		if strings.EqualFold(string(fl), string(sf.imap)) {
+			return sf.store, true
+		}
 	}
-	return out
+	return 0, false
 }
 
 // storeFlags splits flags from a client into system flags and keywords.
@@ -59,28 +67,17 @@ func storeFlags(flags []imap.Flag) (store.Flag, []string, error) {
 	for _, fl := range flags {
 		s := string(fl)
 		if strings.HasPrefix(s, `\`) {
-			found := false
-			for _, sf := range systemFlags {
-				if strings.EqualFold(s, string(sf.imap)) {
-					f |= sf.store
-					found = true
-				}
-			}
-			if !found && !strings.EqualFold(s, string(flagRecent)) {
+			sf, ok := systemFlag(fl)
+			if !ok && !strings.EqualFold(s, string(flagRecent)) {
 				return 0, nil, &imap.Error{
 					Type: imap.StatusResponseTypeBad,
 					Text: "Unknown system flag " + s,
 				}
 			}
+			f |= sf
 			continue
 		}
-		dup := false
-		for _, k := range kws {
-			if strings.EqualFold(k, s) {
-				dup = true
-			}
-		}
-		if !dup {
+		if !slices.ContainsFunc(kws, func(k string) bool { return strings.EqualFold(k, s) }) {
 			kws = append(kws, s)
 		}
 	}

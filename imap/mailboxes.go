@@ -121,7 +121,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		// LIST "" "" asks for the delimiter (RFC 3501 §6.3.8).
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: store.Separator})
 	}
-	entries, err := s.listEntries()
+	entries, subs, err := s.listEntries()
 	if err != nil {
 		return s.fail("list", err)
 	}
@@ -140,7 +140,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		return false
 	}
 	if s.wc.command() == "LSUB" {
-		return s.lsub(w, entries, match)
+		return s.lsub(w, entries, subs, match)
 	}
 	extended := opts.SelectSubscribed || opts.SelectRemote || opts.SelectRecursiveMatch ||
 		opts.SelectSpecialUse || opts.ReturnSubscribed || opts.ReturnChildren ||
@@ -199,11 +199,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 // lsub answers LSUB: the subscribed names that match, in the order of the
 // subscriptions file, and, for "%", a \Noselect parent of a deeper
 // subscription that is not itself subscribed (RFC 3501 §6.3.9).
-func (s *session) lsub(w *imapserver.ListWriter, entries []listEntry, match func(string) bool) error {
-	subs, err := s.user.Subscriptions()
-	if err != nil {
-		return s.fail("lsub", err)
-	}
+func (s *session) lsub(w *imapserver.ListWriter, entries []listEntry, subs []string, match func(string) bool) error {
 	uses := make(map[string]store.SpecialUse)
 	for _, e := range entries {
 		uses[e.name] = e.use
@@ -244,19 +240,15 @@ func (s *session) lsub(w *imapserver.ListWriter, entries []listEntry, match func
 }
 
 // listEntries merges the folders with the subscriptions, which may name
-// folders that do not exist.
-func (s *session) listEntries() ([]listEntry, error) {
+// folders that do not exist, and returns the subscriptions too.
+func (s *session) listEntries() ([]listEntry, []string, error) {
 	infos, err := s.user.List()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	subs, err := s.user.Subscriptions()
 	if err != nil {
-		return nil, err
-	}
-	isSub := make(map[string]bool, len(subs))
-	for _, n := range subs {
-		isSub[n] = true
+		return nil, nil, err
 	}
 	out := make([]listEntry, 0, len(infos)+len(subs))
 	known := make(map[string]bool, len(infos))
@@ -267,7 +259,7 @@ func (s *session) listEntries() ([]listEntry, error) {
 			exists:      !mi.NoSelect,
 			parent:      mi.NoSelect,
 			hasChildren: mi.HasChildren,
-			subscribed:  isSub[mi.Name],
+			subscribed:  mi.Subscribed,
 			use:         mi.SpecialUse,
 		})
 	}
@@ -277,7 +269,7 @@ func (s *session) listEntries() ([]listEntry, error) {
 			out = append(out, listEntry{name: n, subscribed: true})
 		}
 	}
-	return out, nil
+	return out, subs, nil
 }
 
 func hasDescendant(entries []listEntry, name string, pred func(listEntry) bool) bool {
@@ -310,9 +302,10 @@ func (s *session) Status(name string, opts *imap.StatusOptions) (*imap.StatusDat
 }
 
 func (s *session) status(name string, opts *imap.StatusOptions) (*imap.StatusData, error) {
-	mbox := (*store.Mailbox)(nil)
-	if s.sel != nil && s.sel.name == name {
-		mbox = s.sel.mbox
+	var mbox *store.Mailbox
+	sel := s.selectedAs(name)
+	if sel != nil {
+		mbox = sel.mbox
 	} else {
 		m, err := s.user.Open(s.ctx, name)
 		if err != nil {
@@ -329,7 +322,7 @@ func (s *session) status(name string, opts *imap.StatusOptions) (*imap.StatusDat
 	if opts.DeletedStorage {
 		err := mbox.Read(s.ctx, func(v *store.View) {
 			for i := 0; i < v.Len(); i++ {
-				if m := v.At(i); m.Flags&store.FlagDeleted != 0 {
+				if m := v.At(i); m.Flags.Has(store.FlagDeleted) {
 					deletedSize += m.Size
 				}
 			}
@@ -339,8 +332,8 @@ func (s *session) status(name string, opts *imap.StatusOptions) (*imap.StatusDat
 		}
 	}
 	recent := st.Recent
-	if s.sel != nil && s.sel.name == name {
-		recent += len(s.sel.recent)
+	if sel != nil {
+		recent += len(sel.recent)
 	}
 	num := func(n int) *uint32 { v := uint32(n); return &v }
 	size, limit := st.Size, uint32(s.srv.appendLimit())

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"io"
@@ -75,23 +76,77 @@ func (c *msgCache) put(k msgKey, info *msgInfo) {
 	}
 }
 
+func (sel *selected) msgKey(uid uint32) msgKey {
+	return msgKey{box: sel.box.key, uidValidity: sel.uidValidity, uid: uid}
+}
+
 // info returns the parsed structure of a message of the selected mailbox:
 // only the top header unless full.
-func (s *session) info(ctx context.Context, sel *selected, uid uint32, full bool) (*msgInfo, error) {
-	k := msgKey{box: sel.key, uidValidity: sel.uidValidity, uid: uid}
+func (s *session) info(sel *selected, uid uint32, full bool) (*msgInfo, error) {
+	k := sel.msgKey(uid)
 	if info := s.srv.cache.get(k, full); info != nil {
 		return info, nil
 	}
-	body, err := sel.mbox.OpenMessage(ctx, uid)
+	body, err := sel.mbox.OpenMessage(s.ctx, uid)
 	if err != nil {
 		return nil, err
 	}
 	defer body.Close()
-	info := &msgInfo{size: body.Size, full: full}
+	return s.parse(k, body, body.Size, full)
+}
+
+// header is info without full, together with the raw top header that
+// HEADER.FIELDS and SEARCH HEADER filter: a message not yet cached is
+// read once for both, not parsed and then opened again.
+func (s *session) header(sel *selected, uid uint32) (*msgInfo, []byte, error) {
+	k := sel.msgKey(uid)
+	if info := s.srv.cache.get(k, false); info != nil {
+		raw, err := readRange(s.ctx, sel.mbox, uid, 0, info.root.bodyOff)
+		return info, raw, err
+	}
+	body, err := sel.mbox.OpenMessage(s.ctx, uid)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer body.Close()
+	// The parser stops after the header; every byte it consumed went
+	// through seen, so the header is its prefix.
+	var seen bytes.Buffer
+	info, err := s.parse(k, io.TeeReader(body, &seen), body.Size, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, seen.Bytes()[:info.root.bodyOff], nil
+}
+
+// whole reads a whole message and returns it with its full structure,
+// opening the file once.
+func (s *session) whole(sel *selected, uid uint32) (*msgInfo, []byte, error) {
+	body, err := sel.mbox.OpenMessage(s.ctx, uid)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := io.ReadAll(body)
+	body.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	k := sel.msgKey(uid)
+	if info := s.srv.cache.get(k, true); info != nil {
+		return info, raw, nil
+	}
+	info, err := s.parse(k, bytes.NewReader(raw), body.Size, true)
+	return info, raw, err
+}
+
+// parse parses a message of size bytes from r and caches the result.
+func (s *session) parse(k msgKey, r io.Reader, size int64, full bool) (*msgInfo, error) {
+	info := &msgInfo{size: size, full: full}
+	var err error
 	if full {
-		info.root, err = parseMessage(body)
+		info.root, err = parseMessage(r)
 	} else {
-		info.root, err = parseHeaderOnly(body)
+		info.root, err = parseHeaderOnly(r)
 	}
 	if err != nil {
 		return nil, err

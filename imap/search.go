@@ -2,7 +2,7 @@ package imap
 
 import (
 	"bytes"
-	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,7 +16,7 @@ import (
 // RFC 9051 §6.4.4, ESEARCH return options (RFC 4731) and SAVE (RFC 5182).
 // Text keys match case-insensitively on decoded text: headers with their
 // RFC 2047 words decoded, bodies with their transfer encoding and charset
-// undone (search_text.go). imapserver has already refused charsets other
+// undone (loadBody). imapserver has already refused charsets other
 // than US-ASCII and UTF-8 with NO [BADCHARSET].
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, opts *imap.SearchOptions) (*imap.SearchData, error) {
 	sel, err := s.needSelected()
@@ -114,15 +114,12 @@ type searchCtx struct {
 // only if a key needs them, and once.
 type searchMsg struct {
 	t       target
-	info    *msgInfo
-	raw     []byte // the whole message, once text is needed
 	header  []headerField
 	hdrText string // all header fields decoded, lower case
 	body    string // decoded text parts, lower case
 	loadedH bool
 	loadedB bool
 	sent    time.Time
-	hasSent bool
 	gotSent bool
 }
 
@@ -256,17 +253,10 @@ func (sc *searchCtx) hasFlag(m store.Message, f imap.Flag) bool {
 	if strings.EqualFold(string(f), string(flagRecent)) {
 		return sc.sel.recent[m.UID] || (sc.sel.readOnly && m.Recent)
 	}
-	for _, sf := range systemFlags {
-		if strings.EqualFold(string(f), string(sf.imap)) {
-			return m.Flags&sf.store != 0
-		}
+	if sf, ok := systemFlag(f); ok {
+		return m.Flags.Has(sf)
 	}
-	for _, k := range m.Keywords {
-		if strings.EqualFold(k, string(f)) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(m.Keywords, func(k string) bool { return strings.EqualFold(k, string(f)) })
 }
 
 // dayInRange compares the day of t as it is written (its own zone, time
@@ -291,12 +281,12 @@ func dayOf(t time.Time) time.Time {
 func (sc *searchCtx) sentDate(m *searchMsg) (time.Time, error) {
 	if !m.gotSent {
 		m.gotSent = true
-		info, err := sc.s.info(sc.s.ctx, sc.sel, m.t.msg.UID, false)
+		info, err := sc.s.info(sc.sel, m.t.msg.UID, false)
 		if err != nil {
 			return time.Time{}, nil
 		}
-		m.sent, m.hasSent = sentDate(info.root)
-		if !m.hasSent {
+		var ok bool
+		if m.sent, ok = sentDate(info.root); !ok {
 			m.sent, _ = sc.sel.mbox.InternalDate(m.t.msg.UID)
 		}
 	}
@@ -309,14 +299,15 @@ func (sc *searchCtx) loadHeader(m *searchMsg) error {
 		return nil
 	}
 	m.loadedH = true
-	info, err := sc.s.info(sc.s.ctx, sc.sel, m.t.msg.UID, false)
+	_, raw, err := sc.s.header(sc.sel, m.t.msg.UID)
 	if err != nil {
 		return nil // gone: matches nothing
 	}
-	raw, err := readRange(sc.s.ctx, sc.sel.mbox, m.t.msg.UID, 0, info.root.bodyOff)
-	if err != nil {
-		return nil
-	}
+	m.setHeader(raw)
+	return nil
+}
+
+func (m *searchMsg) setHeader(raw []byte) {
 	m.header = allFields(raw)
 	var b strings.Builder
 	for _, f := range m.header {
@@ -326,7 +317,6 @@ func (sc *searchCtx) loadHeader(m *searchMsg) error {
 		b.WriteString("\n")
 	}
 	m.hdrText = fold(b.String())
-	return nil
 }
 
 // headerMatch is HEADER (and FROM, TO, CC, BCC, SUBJECT): a substring of
@@ -348,27 +338,20 @@ func (sc *searchCtx) headerMatch(m *searchMsg, key, value string) (bool, error) 
 	return false, nil
 }
 
-// loadBody reads the message and decodes its text parts.
+// loadBody reads the message, once, and decodes its header and its text
+// parts.
 func (sc *searchCtx) loadBody(m *searchMsg) error {
 	if m.loadedB {
 		return nil
 	}
 	m.loadedB = true
-	if err := sc.loadHeader(m); err != nil {
-		return err
-	}
-	info, err := sc.s.info(sc.s.ctx, sc.sel, m.t.msg.UID, true)
+	info, raw, err := sc.s.whole(sc.sel, m.t.msg.UID)
 	if err != nil {
-		return nil
+		return sc.loadHeader(m) // gone: the body matches nothing
 	}
-	body, err := sc.sel.mbox.OpenMessage(sc.s.ctx, m.t.msg.UID)
-	if err != nil {
-		return nil
-	}
-	raw, err := io.ReadAll(body)
-	body.Close()
-	if err != nil {
-		return nil
+	if !m.loadedH {
+		m.loadedH = true
+		m.setHeader(raw[:min(info.root.bodyOff, int64(len(raw)))])
 	}
 	var b strings.Builder
 	bodyText(&b, raw, info.root, true)

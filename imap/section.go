@@ -2,7 +2,6 @@ package imap
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"io"
 	"mime/quotedprintable"
@@ -73,8 +72,16 @@ func findPart(root *mimePart, path []int) *mimePart {
 	return cur
 }
 
-// bodySection locates BODY[section] in a message.
-func (s *session) bodySection(ctx context.Context, sel *selected, uid uint32, info *msgInfo, bs *imap.FetchItemBodySection) (section, error) {
+// filtersHeader reports whether a section is HEADER.FIELDS or
+// HEADER.FIELDS.NOT of the message itself, made from its top header.
+func filtersHeader(bs *imap.FetchItemBodySection) bool {
+	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader &&
+		(len(bs.HeaderFields) > 0 || len(bs.HeaderFieldsNot) > 0)
+}
+
+// bodySection locates BODY[section] in a message. hdr, if not nil, is the
+// message's raw top header, already read.
+func (s *session) bodySection(sel *selected, uid uint32, info *msgInfo, hdr []byte, bs *imap.FetchItemBodySection) (section, error) {
 	var part, msg *mimePart
 	if len(bs.Part) == 0 {
 		part, msg = info.root, info.root
@@ -113,9 +120,12 @@ func (s *session) bodySection(ctx context.Context, sel *selected, uid uint32, in
 		}
 		sec = section{off: msg.hdrOff, n: msg.bodyOff - msg.hdrOff}
 		if len(bs.HeaderFields) > 0 || len(bs.HeaderFieldsNot) > 0 {
-			raw, err := readRange(ctx, sel.mbox, uid, sec.off, sec.n)
-			if err != nil {
-				return section{}, err
+			raw := hdr
+			if msg != info.root || raw == nil {
+				var err error
+				if raw, err = readRange(s.ctx, sel.mbox, uid, sec.off, sec.n); err != nil {
+					return section{}, err
+				}
 			}
 			if len(bs.HeaderFields) > 0 {
 				sec = memSection(filterHeader(raw, bs.HeaderFields, false))
@@ -174,7 +184,7 @@ var errUnknownCTE = &imap.Error{
 
 // binarySection is BINARY[part] (RFC 3516): the part's body with its
 // Content-Transfer-Encoding undone. BINARY[] is the whole message.
-func (s *session) binarySection(ctx context.Context, sel *selected, uid uint32, info *msgInfo, path []int, partial *imap.SectionPartial) (section, error) {
+func (s *session) binarySection(sel *selected, uid uint32, info *msgInfo, path []int, partial *imap.SectionPartial) (section, error) {
 	if len(path) == 0 {
 		return section{off: 0, n: info.size}.partial(partial), nil
 	}
@@ -190,7 +200,7 @@ func (s *session) binarySection(ctx context.Context, sel *selected, uid uint32, 
 	case "", "7bit", "8bit", "binary":
 		return raw.partial(partial), nil
 	case "base64", "quoted-printable":
-		data, err := readRange(ctx, sel.mbox, uid, raw.off, raw.n)
+		data, err := readRange(s.ctx, sel.mbox, uid, raw.off, raw.n)
 		if err != nil {
 			return section{}, err
 		}

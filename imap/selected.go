@@ -23,7 +23,6 @@ type selected struct {
 	box         *sharedBox
 	mbox        *store.Mailbox
 	name        string
-	key         string
 	readOnly    bool
 	uidValidity uint32
 	tracker     *imapserver.SessionTracker
@@ -56,7 +55,6 @@ func (s *session) Select(name string, opts *imap.SelectOptions) (*imap.SelectDat
 		box:      sb,
 		mbox:     sb.mbox,
 		name:     name,
-		key:      sb.key,
 		readOnly: opts.ReadOnly,
 		notify:   make(chan struct{}, 1),
 		recent:   make(map[uint32]bool),
@@ -95,7 +93,7 @@ func (s *session) Select(name string, opts *imap.SelectOptions) (*imap.SelectDat
 		}
 		for i := 0; i < v.Len(); i++ {
 			m := v.At(i)
-			if m.Flags&store.FlagSeen == 0 && data.FirstUnseenSeqNum == 0 {
+			if !m.Flags.Has(store.FlagSeen) && data.FirstUnseenSeqNum == 0 {
 				data.FirstUnseenSeqNum = uint32(i + 1)
 			}
 			if sel.recent[m.UID] || (sel.readOnly && m.Recent) {
@@ -116,6 +114,14 @@ func (s *session) Select(name string, opts *imap.SelectOptions) (*imap.SelectDat
 	s.sel = sel
 	s.searchRes = nil
 	return &data, nil
+}
+
+// selectedAs returns the selected mailbox if it is name (canonical).
+func (s *session) selectedAs(name string) *selected {
+	if s.sel != nil && s.sel.name == name {
+		return s.sel
+	}
+	return nil
 }
 
 // Unselect is UNSELECT, CLOSE (after its expunge) and the implicit close

@@ -68,10 +68,15 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 		conn:   c,
 		ctx:    ctx,
 		cancel: cancel,
-		log:    s.log.With("conn", wc.id, "ip", wc.ip.String()),
+		log:    s.connLog(wc),
 	}
 	sess.log.Debug("imap: connected", "tls", wc.secure())
 	return sess, nil, nil
+}
+
+// connLog is the logger of a connection before login.
+func (s *Server) connLog(wc *wireConn) *slog.Logger {
+	return s.log.With("conn", wc.id, "ip", wc.ip.String())
 }
 
 // Close is called by imapserver when the connection ends.
@@ -86,20 +91,21 @@ func (s *session) Close() error {
 		s.releaseUser()
 		s.releaseUser = nil
 	}
-	s.cancel()
 	s.log.Debug("imap: disconnected")
 	return nil
+}
+
+var errPrivacyRequired = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodePrivacyRequired,
+	Text: "Use TLS (STARTTLS, or the implicit-TLS port) to log in",
 }
 
 // Login checks a plaintext login (LOGIN, and AUTHENTICATE through the
 // SASL servers below).
 func (s *session) Login(username, password string) error {
 	if !s.wc.authAllowed() {
-		return &imap.Error{
-			Type: imap.StatusResponseTypeNo,
-			Code: imap.ResponseCodePrivacyRequired,
-			Text: "Use TLS (STARTTLS, or the implicit-TLS port) to log in",
-		}
+		return errPrivacyRequired
 	}
 	if s.user != nil {
 		return newError(imap.StatusResponseTypeBad, "", "Already logged in")
@@ -145,11 +151,7 @@ func (s *session) AuthenticateMechanisms() []string { return []string{"PLAIN", "
 // with or without an initial response (SASL-IR, RFC 4959), and LOGIN.
 func (s *session) Authenticate(mech string) (sasl.Server, error) {
 	if !s.wc.authAllowed() {
-		return nil, &imap.Error{
-			Type: imap.StatusResponseTypeNo,
-			Code: imap.ResponseCodePrivacyRequired,
-			Text: "Use TLS (STARTTLS, or the implicit-TLS port) to log in",
-		}
+		return nil, errPrivacyRequired
 	}
 	switch strings.ToUpper(mech) {
 	case "PLAIN":
@@ -215,7 +217,7 @@ func (s *session) Unauthenticate() error {
 	}
 	s.log.Info("imap: unauthenticate")
 	s.username, s.user, s.releaseUser = "", nil, nil
-	s.log = s.srv.log.With("conn", s.wc.id, "ip", s.wc.ip.String())
+	s.log = s.srv.connLog(s.wc)
 	s.wc.setAuthenticated(false)
 	if o := s.srv.Observer; o != nil {
 		o.Authenticated(s.wc.accepted, "")

@@ -121,7 +121,7 @@ func (s *session) openDest(name string) (*store.Mailbox, error) {
 	return m, nil
 }
 
-func uidValidity(s *session, m *store.Mailbox) (uint32, error) {
+func (s *session) uidValidity(m *store.Mailbox) (uint32, error) {
 	var v uint32
 	err := m.Read(s.ctx, func(view *store.View) { v = view.UIDValidity() })
 	return v, err
@@ -160,7 +160,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if len(src) == 0 {
 		return nil, nil
 	}
-	v, err := uidValidity(s, dst)
+	v, err := s.uidValidity(dst)
 	if err != nil {
 		return nil, s.fail("copy", err)
 	}
@@ -196,7 +196,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if len(src) == 0 {
 		return nil
 	}
-	v, err := uidValidity(s, dst)
+	v, err := s.uidValidity(dst)
 	if err != nil {
 		return s.fail("move", err)
 	}
@@ -218,9 +218,9 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, opts *imap.Append
 	}
 	name := store.CanonicalName(mailbox)
 	var origin any
-	mbox := (*store.Mailbox)(nil)
-	if s.sel != nil && s.sel.name == name {
-		mbox, origin = s.sel.mbox, s.sel
+	var mbox *store.Mailbox
+	if sel := s.selectedAs(name); sel != nil {
+		mbox, origin = sel.mbox, sel
 	} else {
 		m, err := s.openDest(name)
 		if err != nil {
@@ -235,7 +235,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, opts *imap.Append
 	if err != nil {
 		return nil, s.fail("append", err)
 	}
-	v, err := uidValidity(s, mbox)
+	v, err := s.uidValidity(mbox)
 	if err != nil {
 		return nil, s.fail("append", err)
 	}

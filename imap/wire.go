@@ -134,10 +134,7 @@ func (c *wireConn) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		if c.lit.left > 0 && !c.discard {
-			want := int64(len(p))
-			if want > c.lit.left {
-				want = c.lit.left
-			}
+			want := min(int64(len(p)), c.lit.left)
 			c.mu.Unlock()
 			n, err := c.readRaw(p[:want], c.srvReadTimeout(), false)
 			c.mu.Lock()
@@ -330,14 +327,14 @@ func (c *wireConn) next() error {
 		return nil
 	}
 	if !valid {
-		return c.reject(lit, hasLit, "BAD Invalid literal size", 0, atStart)
+		return c.reject(lit, "BAD Invalid literal size", 0, atStart)
 	}
 	limit, isMessage := c.literalLimit()
 	if lit.size > limit {
 		if isMessage {
-			return c.reject(lit, hasLit, fmt.Sprintf("NO [TOOBIG] Message too big (APPENDLIMIT=%d)", limit), limit+maxDrain, atStart)
+			return c.reject(lit, fmt.Sprintf("NO [TOOBIG] Message too big (APPENDLIMIT=%d)", limit), limit+maxDrain, atStart)
 		}
-		return c.reject(lit, hasLit, "NO [TOOBIG] Literal too big for this command", maxDrain, atStart)
+		return c.reject(lit, "NO [TOOBIG] Literal too big for this command", maxDrain, atStart)
 	}
 	c.mu.Lock()
 	c.litIndex++
@@ -367,8 +364,8 @@ func (c *wireConn) literalLimit() (int64, bool) {
 // line was the command's first, imapserver has seen nothing of it and
 // resp is our reply; otherwise imapserver is half-way through the command
 // and gets an empty line instead, which it answers with BAD.
-func (c *wireConn) reject(lit literal, hasLit bool, resp string, drain int64, first bool) error {
-	if hasLit && !lit.sync {
+func (c *wireConn) reject(lit literal, resp string, drain int64, first bool) error {
+	if !lit.sync {
 		if lit.size < 0 || lit.size > drain {
 			c.bye("Literal too big")
 			return io.EOF

@@ -20,7 +20,7 @@ import (
 func (c *wireConn) cmdID(line []byte) error {
 	lit, hasLit, _ := parseLiteral(line)
 	if hasLit {
-		return c.reject(lit, hasLit, "BAD Literals are not supported in ID", maxBufferedLiteral, true)
+		return c.reject(lit, "BAD Literals are not supported in ID", maxBufferedLiteral, true)
 	}
 	c.mu.Lock()
 	tag := c.tag
@@ -103,12 +103,10 @@ func (c *wireConn) countBad(lines string) {
 		if !ok || t != tag {
 			continue
 		}
-		if strings.HasPrefix(rest, "BAD") {
-			c.mu.Lock()
-			c.badCount++
-			c.mu.Unlock()
-		}
 		c.mu.Lock()
+		if strings.HasPrefix(rest, "BAD") {
+			c.badCount++
+		}
 		c.cmdStart = time.Time{}
 		c.mu.Unlock()
 		c.observe(name, start, strings.HasPrefix(rest, "OK"))

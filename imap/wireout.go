@@ -174,20 +174,11 @@ func (f *outFilter) endLine(c *wireConn) {
 
 // trailingLiteral finds "{n}\r\n" (or "~{n}") at the end of b.
 func trailingLiteral(b []byte) (int64, bool) {
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	b = bytes.TrimSuffix(b, []byte("\r"))
-	if len(b) < 3 || b[len(b)-1] != '}' {
+	lit, has, valid := parseLiteral(b)
+	if !has || !valid || !lit.sync {
 		return 0, false
 	}
-	open := bytes.LastIndexByte(b, '{')
-	if open < 0 {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(string(b[open+1:len(b)-1]), 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return n, true
+	return lit.size, true
 }
 
 // classify looks at the start of a line and decides what to do with it.
