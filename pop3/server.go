@@ -278,7 +278,6 @@ func (srv *Server) newSession(c net.Conn) *session {
 	case maxPerIP > 0 && srv.perIP[remote] >= maxPerIP:
 		s.refusal = "Too many connections from your address, try again later."
 	default:
-		s.admitted = true
 		srv.admitted++
 		srv.perIP[remote]++
 	}
@@ -291,7 +290,7 @@ func (srv *Server) endSession(s *session) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	delete(srv.sessions, s)
-	if s.admitted {
+	if s.refusal == "" { // counted in newSession
 		srv.admitted--
 		if srv.perIP[s.remote]--; srv.perIP[s.remote] <= 0 {
 			delete(srv.perIP, s.remote)

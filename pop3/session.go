@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"net/textproto"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -28,12 +27,13 @@ type session struct {
 	cancel context.CancelFunc
 	remote netip.Addr
 
-	admitted bool   // counted in the connection limits
-	refusal  string // non-empty: over a limit, say this and hang up
+	// refusal, if not empty, is why the session is over a connection
+	// limit: it is told so and closed. Only sessions without one count
+	// in the limits (see Server.newSession and Server.endSession).
+	refusal string
 
 	br    *bufio.Reader
 	bw    *bufio.Writer
-	tw    *textproto.Writer
 	isTLS bool
 	bad   int // bad commands so far
 
@@ -78,7 +78,6 @@ func (s *session) setConn(c net.Conn) {
 	s.mu.Unlock()
 	s.br = bufio.NewReaderSize(c, s.srv.maxLineLength())
 	s.bw = bufio.NewWriterSize(&deadlineWriter{c: c, d: s.srv.writeTimeout()}, 4096)
-	s.tw = textproto.NewWriter(s.bw)
 }
 
 // deadlineWriter renews the write deadline before each write, so
@@ -110,7 +109,7 @@ func (s *session) serve() {
 	}
 	if s.refusal != "" {
 		s.log.Warn("pop3: connection refused", "reason", s.refusal)
-		s.writeLine("-ERR [" + codeSysTemp + "] " + s.refusal)
+		s.writeReply(&replyError{code: codeSysTemp, text: s.refusal})
 		s.flush()
 		return
 	}
@@ -142,9 +141,7 @@ func (s *session) serve() {
 func (s *session) dispatch(line string) bool {
 	verb, arg, ok := parseCommand(line)
 	var err error
-	if !ok {
-		err = errBad("Unknown command.")
-	} else if cmd, known := commands[verb]; !known {
+	if cmd, known := commands[verb]; !ok || !known {
 		err = errBad("Unknown command.")
 	} else if cmd.states&s.state == 0 {
 		if s.state == stateAuthorization {
@@ -378,7 +375,9 @@ func (s *session) finish() {
 	s.srv.endSession(s)
 }
 
-// writeLine queues one reply line; CRLF is added.
+// writeLine queues one reply line; CRLF is added. Not textproto's
+// PrintfLine: that flushes every line, and pipelined replies (RFC 2449
+// §6.6) should go out together (see flushIfIdle).
 func (s *session) writeLine(line string) {
 	s.bw.WriteString(line)
 	s.bw.WriteString("\r\n")

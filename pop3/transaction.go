@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/textproto"
 
 	"github.com/letterbox-mail/letterbox/store"
 )
@@ -81,16 +82,21 @@ func (s *session) cmdSTAT(arg string) error {
 	if _, err := fields(arg, 0, 0); err != nil {
 		return err
 	}
-	var n int
-	var size int64
+	n, size := s.undeleted()
+	s.writef("+OK %d %d", n, size)
+	return nil
+}
+
+// undeleted counts the messages not marked by DELE and their size (STAT,
+// and LIST's header line).
+func (s *session) undeleted() (n int, size int64) {
 	for _, m := range s.msgs {
 		if !m.deleted {
 			n++
 			size += m.size
 		}
 	}
-	s.writef("+OK %d %d", n, size)
-	return nil
+	return n, size
 }
 
 func (s *session) cmdLIST(arg string) error {
@@ -119,12 +125,7 @@ func (s *session) listing(arg string, header func(count int) string, line func(n
 		s.writeLine("+OK " + line(n, m))
 		return nil
 	}
-	count := 0
-	for i := range s.msgs {
-		if !s.msgs[i].deleted {
-			count++
-		}
-	}
+	count, _ := s.undeleted()
 	s.writeLine(header(count))
 	for i := range s.msgs {
 		if !s.msgs[i].deleted {
@@ -186,7 +187,7 @@ func (s *session) cmdTOP(arg string) error {
 // header, the empty line after it, and that many body lines. Once the
 // "+OK" is out no "-ERR" can follow, so any failure ends the session.
 func (s *session) sendBody(body io.Reader, bodyLines int) error {
-	dw := s.tw.DotWriter()
+	dw := textproto.NewWriter(s.bw).DotWriter()
 	var err error
 	if bodyLines < 0 {
 		_, err = io.Copy(dw, body)
@@ -203,9 +204,12 @@ func (s *session) sendBody(body io.Reader, bodyLines int) error {
 }
 
 // copyTop copies the header, the empty line that ends it, and n more lines.
-// Lines longer than the buffer are copied in pieces.
+// Lines longer than the buffer are copied in pieces, so the default 4 KiB
+// buffer will do: clients send TOP for every message to scan headers, and
+// a bigger one would be garbage per message. (store.Body already reads
+// the file in big chunks.)
 func copyTop(w io.Writer, r io.Reader, n int) error {
-	br := bufio.NewReaderSize(r, 32*1024)
+	br := bufio.NewReader(r)
 	inHeader, atLineStart := true, true
 	for inHeader || n > 0 {
 		chunk, err := br.ReadSlice('\n')
