@@ -3,10 +3,14 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/google/renameio/v2"
 )
 
 // Errors returned by the users-file editing functions.
@@ -42,7 +46,7 @@ func AddUser(path, name, hash string) error {
 		return err
 	}
 	return editUsers(path, true, func(lines []string) ([]string, error) {
-		if hasUser(lines, name) {
+		if slices.ContainsFunc(lines, isUserLine(name)) {
 			return nil, fmt.Errorf("%w: %s", ErrUserExists, name)
 		}
 		return append(lines, name+":"+hash+lineEnding(lines)), nil
@@ -59,25 +63,22 @@ func SetPassword(path, name, hash string) error {
 	if _, err := parseStoredPassword(hash); err != nil {
 		return err
 	}
-	key := foldKey(name)
 	return editUsers(path, false, func(lines []string) ([]string, error) {
-		for i, l := range lines {
-			if n := lineUser(l); n == "" || foldKey(n) != key {
-				continue
-			}
-			body, cr := strings.CutSuffix(l, "\r")
-			written, rest, _ := strings.Cut(body, ":")
-			repl := written + ":" + hash
-			if _, extra, ok := strings.Cut(rest, ":"); ok {
-				repl += ":" + extra
-			}
-			if cr {
-				repl += "\r"
-			}
-			lines[i] = repl
-			return lines, nil
+		i := slices.IndexFunc(lines, isUserLine(name))
+		if i < 0 {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownUser, name)
 		}
-		return nil, fmt.Errorf("%w: %s", ErrUnknownUser, name)
+		body, cr := strings.CutSuffix(lines[i], "\r")
+		written, rest, _ := strings.Cut(body, ":")
+		repl := written + ":" + hash
+		if _, extra, ok := strings.Cut(rest, ":"); ok {
+			repl += ":" + extra
+		}
+		if cr {
+			repl += "\r"
+		}
+		lines[i] = repl
+		return lines, nil
 	})
 }
 
@@ -88,16 +89,10 @@ func DeleteUser(path, name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty", ErrInvalidUsername)
 	}
-	key := foldKey(name)
 	return editUsers(path, false, func(lines []string) ([]string, error) {
-		kept := lines[:0]
-		for _, l := range lines {
-			if n := lineUser(l); n != "" && foldKey(n) == key {
-				continue
-			}
-			kept = append(kept, l)
-		}
-		if len(kept) == len(lines) {
+		n := len(lines)
+		kept := slices.DeleteFunc(lines, isUserLine(name))
+		if len(kept) == n {
 			return nil, fmt.Errorf("%w: %s", ErrUnknownUser, name)
 		}
 		return kept, nil
@@ -113,11 +108,7 @@ func ListUsers(path string) ([]string, error) {
 		return nil, fmt.Errorf("auth: listing users: %w", err)
 	}
 	t, _ := parseUsers(data)
-	out := make([]string, 0, len(t.order))
-	for _, u := range t.order {
-		out = append(out, u.name)
-	}
-	return out, nil
+	return t.fileOrder(), nil
 }
 
 // lineEnding returns "\r" if the file's lines end in CRLF, so an appended line
@@ -148,16 +139,8 @@ func editUsers(path string, create bool, fn func(lines []string) ([]string, erro
 	if resolved, err := filepath.EvalSymlinks(path); err == nil {
 		target = resolved
 	}
-	var old os.FileInfo
-	data, err := os.ReadFile(target)
-	switch {
-	case err == nil:
-		if old, err = os.Stat(target); err != nil {
-			return fmt.Errorf("auth: editing users file: %w", err)
-		}
-	case create && errors.Is(err, fs.ErrNotExist):
-		data = nil
-	default:
+	data, old, err := readForEdit(target)
+	if err != nil && !(create && errors.Is(err, fs.ErrNotExist)) {
 		return fmt.Errorf("auth: editing users file: %w", err)
 	}
 	lines, err := fn(splitLines(data))
@@ -170,45 +153,55 @@ func editUsers(path string, create bool, fn func(lines []string) ([]string, erro
 	return nil
 }
 
-// replaceFile atomically replaces path with data. old is the stat of the file
-// being replaced, or nil for a new file.
-func replaceFile(path string, data []byte, old os.FileInfo) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+// readForEdit reads the file and stats the same open file, so the mode and
+// owner the replacement copies are those of the version that was read.
+func readForEdit(path string) ([]byte, os.FileInfo, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, fi, nil
+}
+
+// replaceFile atomically replaces path with data. old is the stat of the file
+// being replaced, or nil for a new file. renameio writes the temporary file
+// next to path, fsyncs it before the rename (or a crash could leave an empty
+// file under the real name) and removes it on failure. Its own
+// WithExistingPermissions is not used: it would keep access for others, and
+// it knows nothing of the owner.
+func replaceFile(path string, data []byte, old os.FileInfo) error {
+	dir := filepath.Dir(path)
 	var mode fs.FileMode = 0o600
 	if old != nil {
 		mode = old.Mode().Perm() & 0o770
-		if err := chownLike(tmp, old); err != nil {
+	}
+	tmp, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir), renameio.WithStaticPermissions(mode))
+	if err != nil {
+		return err
+	}
+	defer tmp.Cleanup()
+	if old != nil {
+		if err := chownLike(tmp.File, old); err != nil {
 			return err
 		}
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return err
 	}
 	if _, err := tmp.Write(data); err != nil {
 		return err
 	}
-	// The data must be on disk before the rename makes it the users file,
-	// or a crash could leave an empty file under the real name.
-	if err := tmp.Sync(); err != nil {
+	if err := tmp.CloseAtomicallyReplace(); err != nil {
 		return err
 	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// And the rename itself must reach the disk before we report success.
+	// renameio does not sync the directory: the rename itself must reach
+	// the disk before we report success.
 	return syncDir(dir)
 }
 

@@ -139,11 +139,17 @@ func (t *userTable) dummyCost() int {
 
 // names returns the canonical names of all users in the table, sorted.
 func (t *userTable) names() []string {
+	out := t.fileOrder()
+	slices.Sort(out)
+	return out
+}
+
+// fileOrder returns the canonical names of all users in file order.
+func (t *userTable) fileOrder() []string {
 	out := make([]string, 0, len(t.order))
 	for _, u := range t.order {
 		out = append(out, u.name)
 	}
-	slices.Sort(out)
 	return out
 }
 
@@ -159,15 +165,14 @@ func logIssues(log *slog.Logger, file string, issues []lineIssue) {
 	}
 }
 
-// hasUser reports whether the raw lines name user (ignoring case).
-func hasUser(lines []string, name string) bool {
+// isUserLine returns a test for raw lines that name user (ignoring case),
+// for the editing functions to find, count or drop them.
+func isUserLine(name string) func(line string) bool {
 	key := foldKey(name)
-	for _, l := range lines {
-		if n := lineUser(l); n != "" && foldKey(n) == key {
-			return true
-		}
+	return func(line string) bool {
+		n := lineUser(line)
+		return n != "" && foldKey(n) == key
 	}
-	return false
 }
 
 // joinLines is the inverse of splitting at "\n": every line gets its newline
