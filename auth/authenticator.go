@@ -115,8 +115,8 @@ func New(opts Options) (*Authenticator, error) {
 	a := &Authenticator{
 		file:           opts.UsersFile,
 		log:            opts.Logger,
-		failDelay:      opts.FailDelay,
-		reloadInterval: opts.ReloadInterval,
+		failDelay:      cmp0(opts.FailDelay, DefaultFailDelay),
+		reloadInterval: cmp0(opts.ReloadInterval, DefaultReloadInterval),
 		now:            opts.Now,
 		compare:        bcrypt.CompareHashAndPassword,
 		sleep:          sleepCtx,
@@ -124,12 +124,6 @@ func New(opts Options) (*Authenticator, error) {
 	}
 	if a.log == nil {
 		a.log = slog.Default()
-	}
-	if a.failDelay == 0 {
-		a.failDelay = DefaultFailDelay
-	}
-	if a.reloadInterval == 0 {
-		a.reloadInterval = DefaultReloadInterval
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -312,7 +306,13 @@ func (a *Authenticator) maybeReload() {
 		return
 	}
 	defer a.loadMu.Unlock()
+	a.reloadIfChangedLocked()
+}
 
+// reloadIfChangedLocked stats the users file and loads it if it changed;
+// an error means it cannot be read now (the loaded users stay in force).
+// loadMu is held.
+func (a *Authenticator) reloadIfChangedLocked() error {
 	fi, err := os.Stat(a.file)
 	if err != nil {
 		// Log when the file goes missing, not every second after.
@@ -321,17 +321,46 @@ func (a *Authenticator) maybeReload() {
 				slog.String("file", a.file), slog.Any("error", err))
 			a.statFailing = true
 		}
-		return
+		return fmt.Errorf("auth: users file: %w", err)
 	}
 	a.statFailing = false
-	if sameVersion(fi, a.loaded) || sameVersion(fi, a.failedStat) {
-		return
+	if sameVersion(fi, a.loaded) {
+		return nil
+	}
+	if sameVersion(fi, a.failedStat) {
+		return errors.New("auth: users file cannot be loaded")
 	}
 	if err := a.loadLocked(); err != nil {
 		a.log.Warn("users file: reload failed, keeping the loaded users",
 			slog.String("file", a.file), slog.Any("error", err))
 		a.failedStat = fi
+		return err
 	}
+	return nil
+}
+
+// Lookup returns the canonical name of a user (matched as logins are), or
+// an error matching ErrUnknownUser. A miss checks the users file first, so
+// a user added a moment ago is found: mail delivery must not bounce mail
+// for them. If the file cannot be read at that moment the error is some
+// other one, and a delivery agent should answer with a temporary failure.
+func (a *Authenticator) Lookup(name string) (string, error) {
+	if ValidUsername(name) != nil {
+		return "", fmt.Errorf("%w: %s", ErrUnknownUser, name)
+	}
+	if u := a.table.Load().byKey[foldKey(name)]; u != nil {
+		return u.name, nil
+	}
+	a.loadMu.Lock()
+	err := a.reloadIfChangedLocked()
+	a.loadMu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	if u := a.table.Load().byKey[foldKey(name)]; u != nil {
+		return u.name, nil
+	}
+	return "", fmt.Errorf("%w: %s", ErrUnknownUser, name)
 }
 
 // sameVersion reports whether two stats describe the same version of a file.

@@ -45,10 +45,11 @@ import (
 	"github.com/letterbox-mail/letterbox/store"
 )
 
-// userDirectory lists the users LMTP accepts mail for. *auth.Authenticator
-// implements it.
+// userDirectory finds the users LMTP accepts mail for.
+// *auth.Authenticator implements it: a miss re-checks the users file, and
+// an error other than auth.ErrUnknownUser means it cannot be read now.
 type userDirectory interface {
-	Users() []string
+	Lookup(name string) (string, error)
 }
 
 // Replies of the LMTP backend. Paths and errno text never reach the wire.
@@ -79,10 +80,10 @@ type lmtpServer struct {
 // spooled to an unlinked temporary file.
 const spoolInMemory = 1 << 20
 
-func newLMTPServer(cfg config.LMTP, hostname, usersFile string, users userDirectory, st *store.Store, m *metrics, log *slog.Logger) *lmtpServer {
+func newLMTPServer(cfg config.LMTP, hostname string, users userDirectory, st *store.Store, m *metrics, log *slog.Logger) *lmtpServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	be := &lmtpBackend{
-		users: users, usersFile: usersFile, store: st, metrics: m, log: log,
+		users: users, store: st, metrics: m, log: log,
 		ctx: ctx, cancel: cancel, spoolDir: os.TempDir(),
 	}
 	srv := smtp.NewServer(be)
@@ -141,9 +142,7 @@ func (l *lmtpListener) Accept() (net.Conn, error) {
 	lc := &lmtpConn{Conn: c, s: l.s}
 	l.s.mu.Lock()
 	l.s.conns[lc] = struct{}{}
-	if l.s.draining {
-		lc.draining = true
-	}
+	lc.draining = l.s.draining
 	l.s.mu.Unlock()
 	return lc, nil
 }
@@ -230,12 +229,11 @@ func (l lmtpErrorLog) Println(v ...any) {
 
 // lmtpBackend is the go-smtp Backend.
 type lmtpBackend struct {
-	users     userDirectory
-	usersFile string
-	store     *store.Store
-	metrics   *metrics
-	log       *slog.Logger
-	spoolDir  string
+	users    userDirectory
+	store    *store.Store
+	metrics  *metrics
+	log      *slog.Logger
+	spoolDir string
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -252,37 +250,23 @@ func (b *lmtpBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 // resolve maps a recipient address to a user: the whole address first,
-// then its local part. The server's user list is consulted first; on a
-// miss the users file is read again, so a user added since the server last
-// loaded it is not bounced.
+// then its local part.
 func (b *lmtpBackend) resolve(addr string) (string, error) {
 	candidates := []string{addr}
 	if i := strings.LastIndexByte(addr, '@'); i > 0 {
 		candidates = append(candidates, addr[:i])
 	}
-	if name := matchUser(b.users.Users(), candidates); name != "" {
-		return name, nil
-	}
-	names, err := auth.ListUsers(b.usersFile)
-	if err != nil {
-		b.log.Error("lmtp: cannot read the users file", "err", err)
-		return "", errUsersTemp
-	}
-	if name := matchUser(names, candidates); name != "" {
-		return name, nil
-	}
-	return "", errNoSuchUser
-}
-
-func matchUser(names, candidates []string) string {
 	for _, c := range candidates {
-		for _, n := range names {
-			if strings.EqualFold(n, c) {
-				return n
-			}
+		name, err := b.users.Lookup(c)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, auth.ErrUnknownUser) {
+			b.log.Error("lmtp: cannot read the users file", "err", err)
+			return "", errUsersTemp
 		}
 	}
-	return ""
+	return "", errNoSuchUser
 }
 
 // lmtpSession is one LMTP connection's transaction state.

@@ -61,7 +61,7 @@ func newLMTPEnv(t *testing.T, mod func(*config.LMTP), users ...string) *lmtpEnv 
 		mod(&cfg)
 	}
 	e.metrics = newMetrics()
-	e.srv = newLMTPServer(cfg, "mx.test", e.usersFile, authn, e.st, e.metrics, log)
+	e.srv = newLMTPServer(cfg, "mx.test", authn, e.st, e.metrics, log)
 	e.sock = filepath.Join(e.dir, "lmtp")
 	l, err := listenUnix(e.sock, 0o660)
 	if err != nil {
@@ -368,8 +368,8 @@ func TestLMTPLargeMessage(t *testing.T) {
 	}
 }
 
-func TestMatchUser(t *testing.T) {
-	names := []string{"alice", "Bob", "carol@example.org", "carol"}
+func TestResolveRecipient(t *testing.T) {
+	e := newLMTPEnv(t, nil, "alice", "Bob", "carol@example.org", "carol")
 	for _, tt := range []struct {
 		addr, want string
 	}{
@@ -381,12 +381,9 @@ func TestMatchUser(t *testing.T) {
 		{"dave@example.org", ""},
 		{"@example.org", ""},
 	} {
-		candidates := []string{tt.addr}
-		if i := strings.LastIndexByte(tt.addr, '@'); i > 0 {
-			candidates = append(candidates, tt.addr[:i])
-		}
-		if got := matchUser(names, candidates); got != tt.want {
-			t.Errorf("%q → %q, want %q", tt.addr, got, tt.want)
+		got, err := e.srv.be.resolve(tt.addr)
+		if (tt.want == "") != (err == errNoSuchUser) || got != tt.want {
+			t.Errorf("%q → %q (%v), want %q", tt.addr, got, err, tt.want)
 		}
 	}
 }

@@ -119,7 +119,7 @@ func (o *ops) bind(ctx context.Context, log *slog.Logger, users userDirectory, s
 	var lc net.ListenConfig
 	c := o.cfg
 	if c.LMTP.Enabled() {
-		o.lmtp = newLMTPServer(c.LMTP, c.Hostname, c.Auth.UsersFile, users, st, o.metrics, log.With("proto", "lmtp"))
+		o.lmtp = newLMTPServer(c.LMTP, c.Hostname, users, st, o.metrics, log.With("proto", "lmtp"))
 		if c.LMTP.Socket != "" {
 			l, err := listenUnix(c.LMTP.Socket, c.LMTP.SocketMode)
 			if err != nil {

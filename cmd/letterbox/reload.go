@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -192,7 +191,7 @@ func (la *liveAuth) Authenticate(ctx context.Context, username, password string,
 }
 
 // Users lists the users of the users file in force.
-func (la *liveAuth) Users() []string { return la.p.Load().Users() }
+func (la *liveAuth) Lookup(name string) (string, error) { return la.p.Load().Lookup(name) }
 
 // Reload re-reads the users file now.
 func (la *liveAuth) Reload() error { return la.p.Load().Reload() }
@@ -229,31 +228,4 @@ func (lt *liveTLS) serverConfig() *tls.Config {
 			return lt.p.Load().cfg, nil
 		},
 	}
-}
-
-// newLiveLogger returns the process logger, whose level a reload can change
-// through the returned LevelVar.
-func newLiveLogger(cfg config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
-	level := new(slog.LevelVar)
-	level.Set(cfg.Level)
-	cfg.Level = slog.LevelDebug - 4 // everything; levelHandler filters
-	return slog.New(levelHandler{newLogger(cfg, w).Handler(), level}), level
-}
-
-// levelHandler drops records below a level that can change at run time.
-type levelHandler struct {
-	slog.Handler
-	level slog.Leveler
-}
-
-func (h levelHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.level.Level() && h.Handler.Enabled(ctx, l)
-}
-
-func (h levelHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return levelHandler{h.Handler.WithAttrs(as), h.level}
-}
-
-func (h levelHandler) WithGroup(name string) slog.Handler {
-	return levelHandler{h.Handler.WithGroup(name), h.level}
 }

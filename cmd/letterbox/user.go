@@ -97,20 +97,30 @@ func (c *cli) userAdd(fl *pflag.FlagSet, cfg *config.Config, name string, pw pas
 		return c.fail(fl, exitConfig, err)
 	}
 	defer st.Close()
-	// Maildir before the users-file entry: a user who can log in always
-	// has somewhere for mail to go.
-	u, err := st.User(name)
+	maildir, err := createUser(st, cfg.Auth.UsersFile, name, hash)
 	if err != nil {
 		return c.fail(fl, exitFailure, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.Auth.UsersFile), 0o700); err != nil {
-		return c.fail(fl, exitFailure, err)
-	}
-	if err := auth.AddUser(cfg.Auth.UsersFile, name, hash); err != nil {
-		return c.fail(fl, exitFailure, err)
-	}
-	fmt.Fprintf(c.stdout, "added user %s (mail in %s)\n", name, u.Root())
+	fmt.Fprintf(c.stdout, "added user %s (mail in %s)\n", name, maildir)
 	return exitOK
+}
+
+// createUser makes name's Maildir, then its users-file entry, and returns
+// the Maildir's root. In that order a user who can log in always has
+// somewhere for mail to go, and first run (firstrun.go), which stops
+// running once the users file exists, can be retried after a failure.
+func createUser(st *store.Store, usersFile, name, hash string) (string, error) {
+	u, err := st.User(name)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(usersFile), 0o700); err != nil {
+		return "", err
+	}
+	if err := auth.AddUser(usersFile, name, hash); err != nil {
+		return "", err
+	}
+	return u.Root(), nil
 }
 
 func (c *cli) userPasswd(fl *pflag.FlagSet, cfg *config.Config, name string, pw passwordSource) int {
