@@ -15,21 +15,22 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"sort"
-	"strings"
+	"slices"
 	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/letterbox-mail/letterbox/auth"
 )
 
 func main() {
@@ -64,8 +65,7 @@ type loadConfig struct {
 	duration  time.Duration
 	users     []string
 	password  string
-	insecure  bool // plaintext login without TLS (the server must allow it)
-	fetchSize int  // messages per header window
+	fetchSize int // messages per header window
 }
 
 func runLoad(proto string, args []string) error {
@@ -100,10 +100,8 @@ func runLoad(proto string, args []string) error {
 	rec := newRecorder()
 	var wg sync.WaitGroup
 	start := time.Now()
-	for i := 0; i < c.conns; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for i := range c.conns {
+		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
 			u := c.users[i%len(c.users)]
 			var err error
@@ -115,33 +113,20 @@ func runLoad(proto string, args []string) error {
 			if err != nil && ctx.Err() == nil {
 				rec.fail(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	rec.report(os.Stdout, proto, c, time.Since(start))
 	return nil
 }
 
+// readUsers lists the users of a passwd-file as the server reads it.
 func readUsers(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	users, err := auth.ListUsers(path)
+	if err == nil && len(users) == 0 {
+		err = fmt.Errorf("%s lists no users", path)
 	}
-	defer f.Close()
-	var users []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, _, _ := strings.Cut(line, ":")
-		users = append(users, name)
-	}
-	if len(users) == 0 {
-		return nil, fmt.Errorf("%s lists no users", path)
-	}
-	return users, sc.Err()
+	return users, err
 }
 
 // recorder collects latencies per operation.
@@ -189,19 +174,16 @@ func (r *recorder) report(w io.Writer, proto string, c loadConfig, elapsed time.
 	fmt.Fprintf(w, "%s %s: %d connections, %d users, %v\n", proto, c.addr, c.conns, len(c.users), elapsed.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op\tcount\tper s\tp50 ms\tp90 ms\tp99 ms\terrors\t")
-	var names []string
-	for op := range r.ops {
-		names = append(names, op)
-	}
+	names := slices.Collect(maps.Keys(r.ops))
 	for op := range r.errs {
 		if _, ok := r.ops[op]; !ok {
 			names = append(names, op)
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	for _, op := range names {
 		ds := r.ops[op]
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		slices.Sort(ds)
 		q := func(p float64) string {
 			if len(ds) == 0 {
 				return "-"

@@ -130,8 +130,8 @@ func bindInherited(d deps, protos []protocol, inherited []inheritedListener) (bo
 		return nil, fmt.Errorf("%w: %w", errActivation, errors.Join(errs...))
 	}
 	for i, p := range protos {
-		plain, secure := assigned[match{i, false}], assigned[match{i, true}]
-		if len(plain)+len(secure) == 0 {
+		ils := slices.Concat(assigned[match{i, false}], assigned[match{i, true}])
+		if len(ils) == 0 {
 			if len(p.listen)+len(p.listenTLS) > 0 {
 				d.log.Info("socket activation: systemd passed no socket for this protocol; configured addresses are not bound",
 					"proto", p.name, "listen", p.listen, "listen_tls", p.listenTLS)
@@ -139,26 +139,22 @@ func bindInherited(d deps, protos []protocol, inherited []inheritedListener) (bo
 			continue
 		}
 		srv, err := p.build(d.forProto(p.name))
-		if err == nil && srv == nil {
-			d.log.Warn("protocol server not built yet; its sockets from systemd are closed", "proto", p.name)
+		if err != nil {
+			closeAll()
+			return bound, fmt.Errorf("%s: %w", p.name, err)
 		}
-		if err != nil || srv == nil {
-			for _, il := range slices.Concat(plain, secure) {
+		if srv == nil {
+			d.log.Warn("protocol server not built yet; its sockets from systemd are closed", "proto", p.name)
+			for _, il := range ils {
 				il.l.Close()
-			}
-			if err != nil {
-				closeAll()
-				return bound, fmt.Errorf("%s: %w", p.name, err)
 			}
 			continue
 		}
-		for _, il := range plain {
-			bound = append(bound, boundListener{proto: p.name, srv: srv, l: d.listener(p.name, il.l, false),
-				addr: il.l.Addr().String(), inherited: true})
-		}
-		for _, il := range secure {
-			bound = append(bound, boundListener{proto: p.name, srv: srv, l: d.listener(p.name, il.l, true),
-				addr: il.l.Addr().String(), secure: true, inherited: true})
+		for _, secure := range []bool{false, true} {
+			for _, il := range assigned[match{i, secure}] {
+				bound = append(bound, boundListener{proto: p.name, srv: srv, l: d.listener(p.name, il.l, secure),
+					addr: il.l.Addr().String(), secure: secure, inherited: true})
+			}
 		}
 	}
 	return bound, nil
@@ -190,11 +186,7 @@ func matchInherited(protos []protocol, il inheritedListener) (match, error) {
 	var byPort, byAddr []match
 	for i, p := range protos {
 		for _, secure := range []bool{false, true} {
-			addrs := p.listen
-			if secure {
-				addrs = p.listenTLS
-			}
-			for _, a := range addrs {
+			for _, a := range p.addrs(secure) {
 				host, port, err := net.SplitHostPort(a)
 				if err != nil || port != strconv.Itoa(int(addr.Port())) {
 					continue

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"net"
 	"slices"
 	"strings"
@@ -83,14 +82,12 @@ func (r *connRegistry) remove(c *trackedConn) {
 }
 
 // lookup finds the tracked connection under c: c itself, or the conn a
-// *tls.Conn (or any wrapper with a NetConn method) was made from.
+// wrapper with a NetConn method (*tls.Conn among them) was made from.
 func (r *connRegistry) lookup(c net.Conn) *trackedConn {
 	for range 8 { // wrappers of wrappers, but never a cycle
 		switch v := c.(type) {
 		case *trackedConn:
 			return v
-		case *tls.Conn:
-			c = v.NetConn()
 		case interface{ NetConn() net.Conn }:
 			c = v.NetConn()
 		default:

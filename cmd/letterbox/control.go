@@ -197,7 +197,7 @@ func controlCall(path string, req controlRequest) (*controlResponse, error) {
 		return nil, err
 	}
 	var resp controlResponse
-	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&resp); err != nil {
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
 		return nil, fmt.Errorf("reading the answer: %w", err)
 	}
 	if !resp.OK {

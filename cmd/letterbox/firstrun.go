@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/letterbox-mail/letterbox/auth"
@@ -45,19 +44,11 @@ func firstRun(cfg *config.Config, st *store.Store) (*demoAccount, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The Maildir first: once the users file exists this never runs
-	// again, so it must be the last step.
-	u, err := st.User(demoUser)
+	maildir, err := createUser(st, cfg.Auth.UsersFile, demoUser, hash)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.Auth.UsersFile), 0o700); err != nil {
-		return nil, err
-	}
-	if err := auth.AddUser(cfg.Auth.UsersFile, demoUser, hash); err != nil {
-		return nil, err
-	}
-	return &demoAccount{name: demoUser, password: pw, maildir: u.Root()}, nil
+	return &demoAccount{name: demoUser, password: pw, maildir: maildir}, nil
 }
 
 // randomPassword returns 24 URL-safe characters (144 bits).

@@ -23,7 +23,7 @@ import (
 // metrics.listen is set; they are counted either way, which costs an
 // atomic add per read, write or event.
 //
-// Sources, none of which needs a change in the protocol packages:
+// Sources:
 //   - connections and bytes: trackedListener, wrapped around each raw
 //     listener (conns.go);
 //   - logins: countingAuth, the Authenticator the protocol servers get;
@@ -32,9 +32,9 @@ import (
 //     records at warn or above (failures it has no caller to return to,
 //     such as a background sync), counted by a slog handler on the store's
 //     logger; session-level failures show in log_messages_total, and in
-//     commands_total once the servers report commands (observer.go);
-//   - commands by name with latency: protoObserver, once pop3 and imap
-//     call it.
+//     command_duration_seconds with result "error";
+//   - commands by name with latency: protoObserver, which pop3 and imap
+//     call through their Observer field (observer.go).
 type metrics struct {
 	reg *prometheus.Registry
 

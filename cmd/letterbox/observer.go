@@ -6,25 +6,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/letterbox-mail/letterbox/imap"
+	"github.com/letterbox-mail/letterbox/pop3"
 )
 
-// sessionObserver is the hook that pop3.Server and imap.Server need to
-// grow for per-command metrics and for "letterbox who" and "letterbox
-// kick" to know users. Each package would declare it as an optional field,
-// with the same method set as here:
-//
-//	// Observer, if set, is told what sessions do. Its methods are called
-//	// from the session's goroutine and must not block.
-//	Observer interface {
-//		// Authenticated: the connection c, as Serve accepted it from its
-//		// listener, logged in as user ("" after IMAP UNAUTHENTICATE).
-//		Authenticated(c net.Conn, user string)
-//		// Command: a command finished, with its name in upper case
-//		// ("RETR", "UID FETCH"), how long it took, and whether it
-//		// succeeded (+OK / OK) or not (-ERR / NO / BAD).
-//		Command(c net.Conn, name string, d time.Duration, ok bool)
-//	}
-//
+// sessionObserver is the method set of pop3.Observer and imap.Observer,
+// through which the servers report logins (so "letterbox who" and
+// "letterbox kick" know users) and commands (for the metrics).
 // protoObserver implements it for one protocol; the server builder asks
 // for it with ops.observer("pop3"), which also tells the connection
 // registry that the protocol reports its users.
@@ -33,7 +22,11 @@ type sessionObserver interface {
 	Command(c net.Conn, name string, d time.Duration, ok bool)
 }
 
-var _ sessionObserver = (*protoObserver)(nil)
+var (
+	_ sessionObserver = (*protoObserver)(nil)
+	_ pop3.Observer   = sessionObserver(nil)
+	_ imap.Observer   = sessionObserver(nil)
+)
 
 type protoObserver struct {
 	proto    string
@@ -69,9 +62,13 @@ func (o *protoObserver) Authenticated(c net.Conn, user string) {
 }
 
 func (o *protoObserver) Command(_ net.Conn, name string, d time.Duration, ok bool) {
-	name = strings.ToUpper(strings.Join(strings.Fields(name), " "))
 	if !o.known[name] {
-		name = "OTHER"
+		// The servers send names upper case and single-spaced, so only a
+		// miss pays for normalizing.
+		name = strings.ToUpper(strings.Join(strings.Fields(name), " "))
+		if !o.known[name] {
+			name = "OTHER"
+		}
 	}
 	result := "ok"
 	if !ok {

@@ -66,8 +66,6 @@ func (n *notifier) reloading() {
 
 func (n *notifier) stopping(status string) { n.send("STOPPING=1", "STATUS="+status) }
 
-func (n *notifier) status(status string) { n.send("STATUS=" + status) }
-
 // keepAlive is WATCHDOG=1, due every watchdogInterval when WatchdogSec= is set.
 func (n *notifier) keepAlive() { n.send("WATCHDOG=1") }
 
@@ -92,11 +90,8 @@ func monotonicUsec() uint64 {
 	return uint64(ts.Sec)*1e6 + uint64(ts.Nsec)/1e3
 }
 
-// sdNotify sends one state to $NOTIFY_SOCKET in environ.
-func sdNotify(environ []string, state string) { newNotifier(environ).send(state) }
-
 // envValue returns the value of name in environ ("KEY=value" strings); the
-// last assignment wins, as with os.Getenv.
+// last assignment wins, as in exec.Cmd.Env (os.Environ has no duplicates).
 func envValue(environ []string, name string) string {
 	var v string
 	for _, kv := range environ {

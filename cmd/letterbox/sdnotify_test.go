@@ -33,6 +33,9 @@ func TestSDNotify(t *testing.T) {
 	sdNotify([]string{"NOTIFY_SOCKET=" + sock + ".gone"}, "READY=1")
 }
 
+// sdNotify sends one state to $NOTIFY_SOCKET in environ.
+func sdNotify(environ []string, state string) { newNotifier(environ).send(state) }
+
 // notifySocket is a fake $NOTIFY_SOCKET that collects what the server sends.
 type notifySocket struct {
 	path string

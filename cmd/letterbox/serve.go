@@ -47,6 +47,15 @@ type protocol struct {
 	build     func(deps) (protoServer, error)
 }
 
+// addrs is p's listen list for implicit TLS (secure) or for plain
+// connections.
+func (p protocol) addrs(secure bool) []string {
+	if secure {
+		return p.listenTLS
+	}
+	return p.listen
+}
+
 func protocols(cfg *config.Config) []protocol {
 	return []protocol{
 		{name: "pop3", listen: cfg.POP3.Listen, listenTLS: cfg.POP3.ListenTLS, build: newPOP3},
@@ -270,11 +279,7 @@ func bindAll(ctx context.Context, d deps, protos []protocol, inherited []inherit
 			continue
 		}
 		for _, secure := range []bool{false, true} {
-			addrs := p.listen
-			if secure {
-				addrs = p.listenTLS
-			}
-			for _, addr := range addrs {
+			for _, addr := range p.addrs(secure) {
 				l, err := lc.Listen(ctx, "tcp", addr)
 				if err != nil {
 					return bound, fmt.Errorf("%s: %w", p.name, err)
