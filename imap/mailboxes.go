@@ -318,19 +318,7 @@ func (s *session) status(name string, opts *imap.StatusOptions) (*imap.StatusDat
 	if err != nil {
 		return nil, s.fail("status", err)
 	}
-	var deletedSize int64
-	if opts.DeletedStorage {
-		err := mbox.Read(s.ctx, func(v *store.View) {
-			for i := 0; i < v.Len(); i++ {
-				if m := v.At(i); m.Flags.Has(store.FlagDeleted) {
-					deletedSize += m.Size
-				}
-			}
-		})
-		if err != nil {
-			return nil, s.fail("status", err)
-		}
-	}
+	deletedSize := st.DeletedSize
 	recent := st.Recent
 	if sel != nil {
 		recent += len(sel.recent)

@@ -161,6 +161,7 @@ func (m *Mailbox) Status(ctx context.Context) (Status, error) {
 			}
 			if e.flags&FlagDeleted != 0 {
 				st.Deleted++
+				st.DeletedSize += e.size
 			}
 			if e.flags&FlagSeen == 0 {
 				st.Unseen++

@@ -90,6 +90,7 @@ type Status struct {
 	Recent      int
 	Unseen      int
 	Deleted     int
+	DeletedSize int64 // sum of Message.Size of the Deleted ones
 	Size        int64 // sum of Message.Size
 	UIDNext     uint32
 	UIDValidity uint32
