@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -38,7 +39,31 @@ var (
 	ErrTooBig          = errors.New("store: message too big")
 	ErrHasChildren     = errors.New("store: mailbox has children")
 	ErrClosed          = errors.New("store: closed")
+	// ErrNoSpace is a write that failed because the file system is full
+	// (ENOSPC) or the user's disk quota is used up (EDQUOT). Nothing was
+	// stored; trying again later may work. IMAP answers NO [OVERQUOTA],
+	// POP3 -ERR [SYS/TEMP], LMTP 452 and deliver exits 75.
+	ErrNoSpace = errors.New("store: no space left (disk full or quota exceeded)")
 )
+
+// noSpace marks an error caused by ENOSPC or EDQUOT as ErrNoSpace while
+// keeping the original in the chain (errors.Is(err, syscall.ENOSPC) still
+// holds). Other errors pass through unchanged.
+func noSpace(err error) error {
+	if err == nil || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return noSpaceError{err}
+	}
+	return err
+}
+
+type noSpaceError struct{ err error }
+
+func (e noSpaceError) Error() string        { return e.err.Error() }
+func (e noSpaceError) Unwrap() error        { return e.err }
+func (e noSpaceError) Is(target error) bool { return target == ErrNoSpace }
 
 // Options configure a Store. The zero value of every field but PathTemplate is
 // a sane default.
