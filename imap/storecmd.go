@@ -230,7 +230,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, opts *imap.Append
 		mbox = m
 	}
 	uid, err := mbox.Append(s.ctx, r, store.AppendOptions{
-		Flags: f, Keywords: kws, Date: opts.Time, MaxSize: s.srv.appendLimit(), Origin: origin,
+		Flags: f, Keywords: kws, Date: opts.Time, MaxSize: s.srv.appendLimit(), Size: r.Size(), Origin: origin,
 	})
 	if err != nil {
 		return nil, s.fail("append", err)

@@ -172,6 +172,9 @@ func (s *session) replyError(err error) bool {
 	var fatal *fatalError
 	switch {
 	case errors.Is(err, errQuit):
+		// Release the maildrop before the client reads the farewell:
+		// it may log in again the moment it does.
+		s.endTransaction()
 		s.flush()
 		return false
 	case errors.As(err, &fatal):

@@ -40,7 +40,7 @@ func (s *sizeWriter) Write(p []byte) (int, error) {
 // delivery. The file is fsynced and has its mtime set to date before it is
 // renamed anywhere, so a crash leaves either nothing visible or the whole
 // message.
-func (s *Store) writeTmp(dir string, r io.Reader, maxSize int64, date time.Time) (pending, error) {
+func (s *Store) writeTmp(dir string, r io.Reader, maxSize, exact int64, date time.Time) (pending, error) {
 	var base, tmp string
 	var f *os.File
 	for attempt := 0; ; attempt++ {
@@ -52,7 +52,7 @@ func (s *Store) writeTmp(dir string, r io.Reader, maxSize int64, date time.Time)
 			break
 		}
 		if !errors.Is(err, fs.ErrExist) || attempt >= 3 {
-			return pending{}, fmt.Errorf("store: write message: %w", err)
+			return pending{}, wrapErr("write message", err)
 		}
 	}
 	fail := func(err error) (pending, error) {
@@ -66,24 +66,27 @@ func (s *Store) writeTmp(dir string, r io.Reader, maxSize int64, date time.Time)
 		src = io.LimitReader(r, maxSize+1)
 	}
 	if _, err := io.Copy(sw, src); err != nil {
-		return fail(fmt.Errorf("store: write message: %w", err))
+		return fail(wrapErr("write message", err))
 	}
 	if maxSize > 0 && sw.phys > maxSize {
 		return fail(ErrTooBig)
 	}
+	if exact > 0 && sw.phys != exact {
+		return fail(fmt.Errorf("store: message ended after %d of %d bytes: %w", sw.phys, exact, io.ErrUnexpectedEOF))
+	}
 	if err := f.Sync(); err != nil {
-		return fail(fmt.Errorf("store: write message: %w", err))
+		return fail(wrapErr("write message", err))
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
-		return pending{}, fmt.Errorf("store: write message: %w", err)
+		return pending{}, wrapErr("write message", err)
 	}
 	if date.IsZero() {
 		date = s.opts.Now()
 	}
 	if err := os.Chtimes(tmp, date, date); err != nil {
 		os.Remove(tmp)
-		return pending{}, fmt.Errorf("store: write message: %w", err)
+		return pending{}, wrapErr("write message", err)
 	}
 	return pending{
 		tmpPath: tmp,
@@ -95,150 +98,136 @@ func (s *Store) writeTmp(dir string, r io.Reader, maxSize int64, date time.Time)
 
 // Append stores a message in the mailbox and returns its UID.
 func (m *Mailbox) Append(ctx context.Context, r io.Reader, opts AppendOptions) (uint32, error) {
-	p, err := m.b.s.writeTmp(m.b.path, r, opts.MaxSize, opts.Date)
+	p, err := m.b.s.writeTmp(m.b.path, r, opts.MaxSize, opts.Size, opts.Date)
 	if err != nil {
 		return 0, err
 	}
 	p.flags, p.keywords = opts.Flags, opts.Keywords
-	uids, err := m.b.commit(ctx, []pending{p}, opts.Origin)
+	uids, err := m.b.commitFiles(ctx, []pending{p}, opts.Origin)
 	if err != nil {
 		return 0, err
 	}
 	return uids[0], nil
 }
 
-// commit moves pending files from tmp/ into cur/ and numbers them, under
-// the dotlock. On error the tmp files are removed.
-func (b *box) commit(ctx context.Context, ps []pending, origin any) ([]uint32, error) {
-	cleanup := func() {
-		for _, p := range ps {
-			os.Remove(p.tmpPath)
-		}
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lock, err := b.lockCurrent(ctx)
-	if err != nil {
-		cleanup()
+// commitFiles numbers pending files and moves them from tmp/ into cur/, as
+// one transaction: the uidlist lines first (fsynced: a UID given to a
+// client must survive a crash), then the renames, then the log. On error
+// nothing is left in tmp/.
+func (b *box) commitFiles(ctx context.Context, ps []pending, origin any) ([]uint32, error) {
+	if err := b.refresh(ctx); err != nil {
+		removePending(ps)
 		return nil, err
 	}
-	defer lock.release()
+	var uids []uint32
+	err := b.transact(ctx, origin, func(t *txn) error {
+		defer removePending(ps) // whatever was not moved
+		kws := make([]uint32, len(ps))
+		for i, p := range ps {
+			kw, err := t.keywordBits(p.keywords, true)
+			if err != nil {
+				return err
+			}
+			kws[i] = kw
+		}
+		if err := t.learnUidlistChanges(); err != nil {
+			return err
+		}
+		lines := make([]uidEntry, len(ps))
+		for i, p := range ps {
+			lines[i] = uidEntry{uid: b.nextUID + uint32(i), base: p.base}
+		}
+		if err := t.appendUidlist(lines); err != nil {
+			return err
+		}
+		for i, p := range ps {
+			name := curName(p.base, p.flags, kws[i])
+			if err := t.rename(p.tmpPath, filepath.Join(b.path, "cur", name)); err != nil {
+				if len(uids) == 0 {
+					return wrapErr("append", err)
+				}
+				b.s.log.Error("store: append: rename into cur/", "mailbox", b.name, "err", err)
+				break
+			}
+			uids = append(uids, lines[i].uid)
+			t.c.ops = append(t.c.ops, logOp{kind: opAppend, uid: lines[i].uid, size: p.size, date: p.mtime, name: name})
+		}
+		b.nextUID += uint32(len(ps))
+		t.c.nextUID = b.nextUID
+		if err := syncDir(filepath.Join(b.path, "cur")); err != nil {
+			b.s.log.Warn("store: fsync cur/", "mailbox", b.name, "err", err)
+		}
+		return nil
+	})
+	if err != nil && len(uids) > 0 {
+		// The messages are stored and numbered; only the log could not
+		// say so. Others find them on disk.
+		err = nil
+	}
+	return uids, err
+}
 
-	fresh := b.dirsFresh()
-	var kws []uint32
+// learnUidlistChanges reads lines another program (Dovecot) added to the
+// uidlist since the index last matched it, so new UIDs go above theirs.
+// The dotlock is held.
+func (t *txn) learnUidlistChanges() error {
+	b := t.b
+	if b.seen.uidlist != 0 && b.stampOf(fileUidlist) == b.seen.uidlist && b.uidlistIno != 0 {
+		return nil
+	}
+	stamp := b.stampOf(fileUidlist)
+	entries, hdr, err := b.readUidlistNew()
+	if err != nil {
+		return err
+	}
+	if hdr != nil && hdr.uidValidity != b.uidValidity {
+		return errUIDValidityChanged
+	}
+	b.learnUidlist(entries, hdr)
+	// The index now knows the file as it was: our own lines can be
+	// vouched for.
+	t.ref.uidlist = stamp
+	return nil
+}
+
+func removePending(ps []pending) {
 	for _, p := range ps {
-		kw, err := b.keywordBits(p.keywords, true)
-		if err != nil {
-			cleanup()
-			return nil, err
-		}
-		kws = append(kws, kw)
-	}
-	uids := make([]uint32, 0, len(ps))
-	n0 := len(b.msgs)
-	for i, p := range ps {
-		name := curName(p.base, p.flags, kws[i])
-		dst := filepath.Join(b.path, "cur", name)
-		b.expect(dst)
-		if err := os.Rename(p.tmpPath, dst); err != nil {
-			for _, q := range ps[i:] {
-				os.Remove(q.tmpPath)
-			}
-			if len(uids) == 0 {
-				return nil, fmt.Errorf("store: append: %w", err)
-			}
-			b.s.log.Error("store: append: rename into cur/", "mailbox", b.name, "err", err)
-			break
-		}
-		uid := b.nextUID
-		b.nextUID++
-		b.keywordNames(kws[i])
-		b.msgs = append(b.msgs, entry{
-			name: name, uid: uid, flags: p.flags, kw: kws[i],
-			size: p.size, mtime: p.mtime, recent: true,
-		})
-		uids = append(uids, uid)
-	}
-	if err := syncDir(filepath.Join(b.path, "cur")); err != nil {
-		b.s.log.Warn("store: fsync cur/", "mailbox", b.name, "err", err)
-	}
-	if err := b.writeUidlist(); err != nil {
-		// Disk full, most likely. The caller is told the append
-		// failed, so take the files back out: a message the client
-		// will send again must not also appear later.
-		for i := n0; i < len(b.msgs); i++ {
-			p := filepath.Join(b.path, "cur", b.msgs[i].name)
-			b.expect(p)
-			os.Remove(p)
-		}
-		b.msgs = b.msgs[:n0]
-		b.nextUID -= uint32(len(uids))
-		return nil, err
-	}
-	for i := n0; i < len(b.msgs); i++ {
-		b.emit(Change{Kind: Appended, UID: b.msgs[i].uid, Seq: i + 1, Origin: origin})
-	}
-	if fresh {
-		b.restamp()
-	}
-	return uids, nil
-}
-
-// lockCurrent takes the dotlock with the index in step with the uidlist: if
-// another process numbered messages since we last looked, sync under the
-// lock first, so that new UIDs are handed out above theirs. b.mu is held.
-func (b *box) lockCurrent(ctx context.Context) (*dotlock, error) {
-	if b.gone {
-		return nil, ErrNotFound
-	}
-	p := filepath.Join(b.path, uidlistName)
-	lock, err := acquireDotlock(ctx, p+".lock", b.s.opts.LockTimeout, b.s.opts.FileMode)
-	if err != nil {
-		return nil, err
-	}
-	if id, err := statID(p); err != nil || id != b.uidlistID || !b.loaded {
-		if err := b.syncHeld(ctx, lock); err != nil {
-			lock.release()
-			return nil, err
-		}
-	}
-	return lock, nil
-}
-
-// dirsFresh reports whether cur/ and new/ are as the last sync saw them,
-// so that after a change of our own the new mtimes can be taken as seen.
-func (b *box) dirsFresh() bool {
-	c, err1 := statID(filepath.Join(b.path, "cur"))
-	n, err2 := statID(filepath.Join(b.path, "new"))
-	return err1 == nil && err2 == nil && c == b.curID && n == b.newID
-}
-
-// restamp records the directories' current mtimes after our own change.
-func (b *box) restamp() {
-	if c, err := statID(filepath.Join(b.path, "cur")); err == nil {
-		b.curID = c
-	}
-	if n, err := statID(filepath.Join(b.path, "new")); err == nil {
-		b.newID = n
+		os.Remove(p.tmpPath)
 	}
 }
 
-// keywordBits maps keyword names to the folder's letters, adding names the
-// folder does not have yet when create is set (and ignoring them when not:
-// removing a keyword nobody has is a no-op). b.mu and the dotlock are held.
-func (b *box) keywordBits(names []string, create bool) (uint32, error) {
+// keywordBits maps keyword names to the folder's letters within a
+// transaction, adding names the folder does not have yet when create is
+// set (and ignoring them when not: removing a keyword nobody has is a
+// no-op). New names are written to dovecot-keywords at once and go into
+// the log with the commit.
+func (t *txn) keywordBits(names []string, create bool) (uint32, error) {
+	if len(names) == 0 {
+		return 0, nil
+	}
+	b := t.b
+	table := t.keywordTable()
 	var bits uint32
-	reloaded := false
-	added := false
+	reloaded, added := false, false
 	for _, k := range names {
-		i := keywordIndex(b.keywords, k)
+		i := keywordIndex(table, k)
 		if i < 0 && create && !reloaded {
-			// Another process may have added it meanwhile.
-			if err := b.reloadKeywords(); err != nil {
-				return 0, err
+			// Another program may have added it meanwhile.
+			data, err := readFileIfExists(filepath.Join(b.path, keywordsName))
+			if err != nil {
+				return 0, wrapErr("read keywords of "+b.name, err)
+			}
+			for j, name := range parseKeywords(data) {
+				for len(table) <= j {
+					table = append(table, "")
+				}
+				if name != "" && table[j] == "" {
+					table[j] = name
+					t.c.ops = append(t.c.ops, logOp{kind: opKeyword, slot: uint8(j), name: name})
+				}
 			}
 			reloaded = true
-			i = keywordIndex(b.keywords, k)
+			i = keywordIndex(table, k)
 		}
 		if i < 0 {
 			if !create {
@@ -247,60 +236,54 @@ func (b *box) keywordBits(names []string, create bool) (uint32, error) {
 			if !validKeyword(k) {
 				return 0, fmt.Errorf("%w: keyword %q", ErrInvalidName, k)
 			}
-			if i = b.freeKeywordSlot(); i < 0 {
+			if i = freeKeywordSlot(&table); i < 0 {
 				return 0, ErrTooManyKeywords
 			}
-			b.keywords[i] = k
+			table[i] = k
 			added = true
+			t.c.ops = append(t.c.ops, logOp{kind: opKeyword, slot: uint8(i), name: k})
 		}
 		bits |= 1 << i
 	}
 	if added {
-		if err := writeFileAtomic(filepath.Join(b.path, keywordsName), marshalKeywords(b.keywords), b.s.opts.FileMode); err != nil {
-			return 0, err
+		if err := writeFileAtomic(filepath.Join(b.path, keywordsName), marshalKeywords(table), b.s.opts.FileMode); err != nil {
+			return 0, noSpace(err)
 		}
-		b.rebuildKeywordCache()
-		b.emit(Change{Kind: KeywordsChanged})
 	}
 	return bits, nil
 }
 
+// keywordTable is the folder's keyword table with the names this
+// transaction has defined so far.
+func (t *txn) keywordTable() []string {
+	table := append([]string(nil), t.b.keywords...)
+	for _, op := range t.c.ops {
+		if op.kind != opKeyword {
+			continue
+		}
+		for len(table) <= int(op.slot) {
+			table = append(table, "")
+		}
+		if table[op.slot] == "" {
+			table[op.slot] = op.name
+		}
+	}
+	return table
+}
+
 // freeKeywordSlot returns an unnamed slot of the keyword table, growing it
 // up to maxKeywords, or -1 when all 26 letters are taken.
-func (b *box) freeKeywordSlot() int {
-	for j, x := range b.keywords {
+func freeKeywordSlot(table *[]string) int {
+	for j, x := range *table {
 		if x == "" {
 			return j
 		}
 	}
-	if len(b.keywords) >= maxKeywords {
+	if len(*table) >= maxKeywords {
 		return -1
 	}
-	b.keywords = append(b.keywords, "")
-	return len(b.keywords) - 1
-}
-
-// reloadKeywords re-reads dovecot-keywords, keeping names we know in their
-// slots (a slot, once named, is never renamed).
-func (b *box) reloadKeywords() error {
-	data, err := readFileIfExists(filepath.Join(b.path, keywordsName))
-	if err != nil {
-		return fmt.Errorf("store: read keywords of %s: %w", b.name, err)
-	}
-	disk := parseKeywords(data)
-	for i, k := range disk {
-		if k == "" {
-			continue
-		}
-		for len(b.keywords) <= i {
-			b.keywords = append(b.keywords, "")
-		}
-		if b.keywords[i] == "" {
-			b.keywords[i] = k
-		}
-	}
-	b.rebuildKeywordCache()
-	return nil
+	*table = append(*table, "")
+	return len(*table) - 1
 }
 
 // Deliver writes a message into a folder's new/ the way an MDA does (tmp,
@@ -320,7 +303,7 @@ func (u *User) Deliver(ctx context.Context, mailbox string, r io.Reader) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p, err := u.store.writeTmp(path, r, 0, time.Time{})
+	p, err := u.store.writeTmp(path, r, 0, 0, time.Time{})
 	if err != nil {
 		return err
 	}

@@ -74,8 +74,18 @@ func (m *Mailbox) OpenMessage(ctx context.Context, uid uint32) (*Body, error) {
 		if !errors.Is(err, fs.ErrNotExist) || attempt > 0 {
 			return nil, fmt.Errorf("store: open message %d: %w", uid, err)
 		}
-		b.dirty.Store(true)
-		if err := b.refresh(ctx); err != nil {
+		// Renamed by another process: the log (or, for a program that
+		// does not write it, a listing) says where it went.
+		if attempt == 0 {
+			err = b.refresh(ctx)
+			b.mu.RLock()
+			same := b.find(uid) >= 0 && b.filePath(&b.msgs[b.find(uid)]) == path
+			b.mu.RUnlock()
+			if err == nil && same {
+				err = b.forceScan(ctx)
+			}
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

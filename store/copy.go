@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -50,22 +49,22 @@ func (m *Mailbox) copy(ctx context.Context, uids []uint32, dst *Mailbox, origin 
 	}
 	var ps []pending
 	var srcUIDs []uint32
-	cleanup := func() {
-		for _, p := range ps {
-			os.Remove(p.tmpPath)
-		}
-	}
 	for _, src := range srcs {
 		if err := ctx.Err(); err != nil {
-			cleanup()
+			removePending(ps)
 			return nil, nil, err
 		}
 		p, err := m.b.s.stage(src, dst.b.path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // expunged or renamed meanwhile
+		if isNotExist(err) {
+			// Renamed by a flag change meanwhile (or expunged): look
+			// where the index says it is now.
+			p, err = m.restage(ctx, src, dst.b.path)
+		}
+		if isNotExist(err) || errors.Is(err, ErrNoSuchMessage) {
+			continue // expunged meanwhile
 		}
 		if err != nil {
-			cleanup()
+			removePending(ps)
 			return nil, nil, err
 		}
 		ps = append(ps, p)
@@ -74,11 +73,40 @@ func (m *Mailbox) copy(ctx context.Context, uids []uint32, dst *Mailbox, origin 
 	if len(ps) == 0 {
 		return nil, nil, nil
 	}
-	dstUIDs, err := dst.b.commit(ctx, ps, origin)
+	dstUIDs, err := dst.b.commitFiles(ctx, ps, origin)
 	if err != nil {
 		return nil, nil, err
 	}
 	return srcUIDs[:len(dstUIDs)], dstUIDs, nil
+}
+
+// restage stages a source whose file was not where the index said: after
+// a sync (the log, then a listing of the folder if need be) it is where
+// the index says now, or it is gone.
+func (m *Mailbox) restage(ctx context.Context, src source, dstDir string) (pending, error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		var err error
+		if attempt == 0 {
+			err = m.b.refresh(ctx)
+		} else {
+			err = m.b.forceScan(ctx)
+		}
+		if err != nil {
+			return pending{}, err
+		}
+		fresh, err := m.sources(ctx, []uint32{src.uid})
+		if err != nil {
+			return pending{}, err
+		}
+		if len(fresh) == 0 {
+			return pending{}, ErrNoSuchMessage
+		}
+		p, err := m.b.s.stage(fresh[0], dstDir)
+		if !isNotExist(err) {
+			return p, err
+		}
+	}
+	return pending{}, ErrNoSuchMessage
 }
 
 // sources collects the messages to copy, in UID order.
@@ -113,7 +141,7 @@ func (s *Store) stage(src source, dstDir string) (pending, error) {
 	p := pending{tmpPath: tmp, base: base, flags: src.flags, keywords: src.keywords, size: src.size, mtime: fi.ModTime().UnixNano()}
 	if err := os.Link(src.path, tmp); err == nil {
 		return p, nil
-	} else if errors.Is(err, fs.ErrNotExist) {
+	} else if isNotExist(err) {
 		return pending{}, err
 	}
 	// Another file system, or links not allowed: copy the bytes.
@@ -131,25 +159,25 @@ func copyFile(from, to string, mtime time.Time, mode os.FileMode) error {
 	defer in.Close()
 	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
-		return fmt.Errorf("store: copy: %w", err)
+		return wrapErr("copy", err)
 	}
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
 		os.Remove(to)
-		return fmt.Errorf("store: copy: %w", err)
+		return wrapErr("copy", err)
 	}
 	if err := out.Sync(); err != nil {
 		out.Close()
 		os.Remove(to)
-		return fmt.Errorf("store: copy: %w", err)
+		return wrapErr("copy", err)
 	}
 	if err := out.Close(); err != nil {
 		os.Remove(to)
-		return fmt.Errorf("store: copy: %w", err)
+		return wrapErr("copy", err)
 	}
 	if err := os.Chtimes(to, mtime, mtime); err != nil {
 		os.Remove(to)
-		return fmt.Errorf("store: copy: %w", err)
+		return wrapErr("copy", err)
 	}
 	return nil
 }

@@ -6,68 +6,249 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
-// Dovecot serializes writers of a Maildir folder with a dotlock:
-// dovecot-uidlist.lock, created exclusively, stale when it has not changed
-// for two minutes (the holder crashed). Readers take no lock. We take the
-// same lock so Dovecot (or a second Letterbox) can run on the same files.
+// Dovecot serializes the writers of a Maildir folder with a dotlock:
+// dovecot-uidlist.lock, created exclusively and holding "<pid>:<host>".
+// Readers take no lock. We take the same lock, written the same way, so
+// Dovecot and any number of Letterbox processes (on any host sharing the
+// file system) can work on the same files.
+//
+// A lock whose holder died must not stop the folder for long. As Dovecot
+// does, a lock is stale when its holder is a process on this host that no
+// longer exists, or, for holders elsewhere, when the file has not changed
+// for dotlockStale. Breaking a stale lock happens under a second, short
+// lock ("<lock>.break") and re-checks, under it, that the file about to go
+// is the very file judged stale (same inode, same content), so two waiters
+// that both saw the same stale lock cannot both end up holding the lock.
+// A holder releases only the file it created (same inode): if its lock was
+// broken meanwhile, it does not remove the new holder's.
 
-const dotlockStale = 120 * time.Second
+const (
+	dotlockStale = 120 * time.Second
+	// breakStale bounds how long a crashed breaker can stall others: the
+	// break lock is held for a stat, a read and a rename.
+	breakStale = 5 * time.Second
+)
 
 type dotlock struct {
 	path string
+	ino  uint64
+}
+
+// lockOwner is what a dotlock file says about its holder.
+type lockOwner struct {
+	pid  int
+	host string
+}
+
+func (o lockOwner) String() string { return strconv.Itoa(o.pid) + ":" + o.host }
+
+func parseLockOwner(data []byte) (lockOwner, bool) {
+	s := strings.TrimSpace(string(data))
+	pid, host, ok := strings.Cut(s, ":")
+	if !ok {
+		return lockOwner{}, false
+	}
+	n, err := strconv.Atoi(pid)
+	if err != nil || n <= 0 {
+		return lockOwner{}, false
+	}
+	return lockOwner{pid: n, host: host}, true
+}
+
+// thisHost is the host name written into locks: the kernel's, since PID
+// liveness is a question about this kernel's processes.
+func thisHost() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+// alive reports whether a process of this host exists. EPERM means it
+// exists but belongs to someone else.
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// lockState is one look at an existing lock file.
+type lockState struct {
+	ino   uint64
+	mtime time.Time
+	owner lockOwner
+	known bool // owner parsed
+}
+
+func readLockState(path string) (lockState, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return lockState{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return lockState{}, err
+	}
+	var buf [256]byte
+	n, _ := f.Read(buf[:])
+	st := lockState{mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	st.owner, st.known = parseLockOwner(buf[:n])
+	return st, nil
+}
+
+// stale judges a lock: dead holder on this host, or untouched for too long.
+func (st lockState) stale(host string, maxAge time.Duration, now time.Time) bool {
+	if st.known && st.owner.host == host && st.owner.pid != os.Getpid() && !alive(st.owner.pid) {
+		return true
+	}
+	return now.Sub(st.mtime) > maxAge
 }
 
 // acquireDotlock waits for the lock until ctx ends or timeout passes.
 func acquireDotlock(ctx context.Context, path string, timeout time.Duration, mode os.FileMode) (*dotlock, error) {
+	host := thisHost()
+	me := lockOwner{pid: os.Getpid(), host: host}
 	deadline := time.Now().Add(timeout)
-	delay := time.Millisecond
+	delay := 100 * time.Microsecond
 	for {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		l, err := createLock(path, me, mode)
 		if err == nil {
-			// Who holds it, for a person looking at a stuck lock.
-			host, _ := os.Hostname()
-			_, _ = f.WriteString(strconv.Itoa(os.Getpid()) + ":" + host + "\n")
-			f.Close()
-			return &dotlock{path: path}, nil
+			return l, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("store: lock %s: %w", path, err)
+			return nil, fmt.Errorf("store: lock %s: %w", filepath.Base(path), noSpace(err))
 		}
-		if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) > dotlockStale {
-			// Break a stale lock by renaming it away first, so two
-			// breakers cannot both remove a fresh lock.
-			stale := path + ".stale" + strconv.Itoa(os.Getpid())
-			if os.Rename(path, stale) == nil {
-				os.Remove(stale)
+		st, err := readLockState(path)
+		if err == nil && st.stale(host, dotlockStale, time.Now()) {
+			if broken, err := breakLock(path, st, host, mode); err != nil {
+				return nil, err
+			} else if broken {
+				continue
 			}
-			continue
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("store: lock %s: %w", filepath.Base(path), err)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // released between our create and our look
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("store: lock %s: timed out", path)
+			return nil, fmt.Errorf("store: lock %s held by %s: timed out", filepath.Base(path), st.owner)
 		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("store: lock %s: %w", path, ctx.Err())
+			return nil, fmt.Errorf("store: lock %s: %w", filepath.Base(path), ctx.Err())
 		case <-t.C:
 		}
-		if delay < 50*time.Millisecond {
+		if delay < 20*time.Millisecond {
 			delay *= 2
 		}
 	}
 }
 
-// touch keeps a long-held lock from looking stale.
+// createLock creates the lock file exclusively with our "<pid>:<host>".
+func createLock(path string, me lockOwner, mode os.FileMode) (*dotlock, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return nil, err
+	}
+	_, werr := f.WriteString(me.String() + "\n")
+	fi, serr := f.Stat()
+	cerr := f.Close()
+	if werr != nil || serr != nil || cerr != nil {
+		os.Remove(path)
+		return nil, errors.Join(werr, serr, cerr)
+	}
+	l := &dotlock{path: path}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		l.ino = sys.Ino
+	}
+	return l, nil
+}
+
+// breakLock removes a stale lock if, under the break lock, it is still the
+// same file in the same state. It reports whether the caller should try to
+// take the lock again at once.
+func breakLock(path string, seen lockState, host string, mode os.FileMode) (bool, error) {
+	me := lockOwner{pid: os.Getpid(), host: host}
+	bp := path + ".break"
+	b, err := createLock(bp, me, mode)
+	if errors.Is(err, fs.ErrExist) {
+		// Someone else is breaking it. Their break lock may itself be
+		// left over from a crash: it is only ever held for a moment.
+		if bst, err := readLockState(bp); err == nil && bst.stale(host, breakStale, time.Now()) {
+			removeIfSame(bp, bst.ino)
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: break lock %s: %w", filepath.Base(path), noSpace(err))
+	}
+	defer b.release()
+	now, err := readLockState(path)
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist), nil
+	}
+	if now.ino != seen.ino || !now.mtime.Equal(seen.mtime) || now.owner != seen.owner || !now.stale(host, dotlockStale, time.Now()) {
+		return false, nil // renewed or replaced meanwhile
+	}
+	removeIfSame(path, now.ino)
+	return true, nil
+}
+
+// removeIfSame removes path if it is still the file with inode ino. It
+// renames the file aside first and checks what it moved: if a new file took
+// the name between our check and the rename, it is put back.
+func removeIfSame(path string, ino uint64) {
+	aside := path + ".stale." + strconv.Itoa(os.Getpid()) + "." + randomSuffix()
+	if err := os.Rename(path, aside); err != nil {
+		return
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(aside, &st); err == nil && st.Ino != ino {
+		// Not the file we meant: restore it unless the name was taken
+		// again (link fails then; the newer file wins).
+		if os.Link(aside, path) != nil {
+			_ = os.Remove(aside)
+			return
+		}
+	}
+	_ = os.Remove(aside)
+}
+
+// touch keeps a long-held lock from looking stale to other hosts.
 func (l *dotlock) touch() {
 	now := time.Now()
 	_ = os.Chtimes(l.path, now, now)
 }
 
+// release removes the lock if it is still ours.
 func (l *dotlock) release() {
+	var st syscall.Stat_t
+	if err := syscall.Stat(l.path, &st); err != nil {
+		return
+	}
+	if l.ino != 0 && st.Ino != l.ino {
+		return // broken by someone who judged it stale: not ours any more
+	}
 	_ = os.Remove(l.path)
+}
+
+// held reports whether the lock file is still the one we created.
+func (l *dotlock) held() bool {
+	var st syscall.Stat_t
+	return syscall.Stat(l.path, &st) == nil && (l.ino == 0 || st.Ino == l.ino)
 }

@@ -2,96 +2,104 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"math/bits"
-	"os"
 	"path/filepath"
 )
 
 // SetFlags changes the flags and keywords of the messages with the given
 // UIDs (missing UIDs are skipped) by renaming their files, and returns the
-// messages whose flags it changed, with their new flags. Every other
-// watcher of the mailbox gets a FlagsChanged for each.
+// messages whose flags it changed, with their new flags and MODSEQ. Every
+// other watcher of the mailbox, in this process and in others, gets a
+// FlagsChanged for each.
 func (m *Mailbox) SetFlags(ctx context.Context, uids []uint32, op FlagOp, flags Flag, keywords []string, origin any) ([]Message, error) {
+	return m.setFlagsIf(ctx, uids, op, flags, keywords, origin, nil)
+}
+
+// SetFlagsUnchangedSince is SetFlags for RFC 7162 UNCHANGEDSINCE: messages
+// whose MODSEQ is above unchangedSince are left alone and returned in
+// failed, checked under the same lock as the change.
+func (m *Mailbox) SetFlagsUnchangedSince(ctx context.Context, uids []uint32, op FlagOp, flags Flag, keywords []string, unchangedSince uint64, origin any) (changed []Message, failed []uint32, err error) {
+	changed, err = m.setFlagsIf(ctx, uids, op, flags, keywords, origin, func(e *entry) bool {
+		if e.modseq > unchangedSince {
+			failed = append(failed, e.uid)
+			return false
+		}
+		return true
+	})
+	return changed, failed, err
+}
+
+func (m *Mailbox) setFlagsIf(ctx context.Context, uids []uint32, op FlagOp, flags Flag, keywords []string, origin any, cond func(*entry) bool) ([]Message, error) {
 	b := m.b
 	if err := b.refresh(ctx); err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.gone {
-		return nil, ErrNotFound
-	}
-	kw, err := b.keywordBits(keywords, false)
-	if err != nil {
-		return nil, err
-	}
-	if op != FlagsRemove && bits.OnesCount32(kw) < len(keywords) {
-		// A new keyword name is written to dovecot-keywords, which
-		// needs the folder's lock; known ones do not.
-		lock, err := acquireDotlock(ctx, filepath.Join(b.path, uidlistName+".lock"), b.s.opts.LockTimeout, b.s.opts.FileMode)
-		if err != nil {
-			return nil, err
-		}
-		kw, err = b.keywordBits(keywords, true)
-		lock.release()
-		if err != nil {
-			return nil, err
-		}
-	}
-	fresh := b.dirsFresh()
 	var out []Message
-	var lost bool
-	for _, uid := range uids {
-		if err := ctx.Err(); err != nil {
-			break
+	err := b.transact(ctx, origin, func(t *txn) error {
+		kw, err := t.keywordBits(keywords, op != FlagsRemove)
+		if err != nil {
+			return err
 		}
-		i := b.find(uid)
-		if i < 0 {
-			continue
-		}
-		e := &b.msgs[i]
-		nf, nkw := e.flags, e.kw
-		switch op {
-		case FlagsReplace:
-			nf, nkw = flags, kw
-		case FlagsAdd:
-			nf, nkw = nf|flags, nkw|kw
-		case FlagsRemove:
-			nf, nkw = nf&^flags, nkw&^kw
-		}
-		if nf == e.flags && nkw == e.kw && !e.inNew {
-			continue
-		}
-		name := curName(e.base(), nf, nkw)
-		from, to := b.filePath(e), filepath.Join(b.path, "cur", name)
-		b.expect(from, to)
-		if err := os.Rename(from, to); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				// Renamed or removed by another process: the
-				// next sync sorts it out.
-				lost = true
-				continue
+		todo := uids
+		for attempt := 0; len(todo) > 0 && attempt < 2; attempt++ {
+			var lost []uint32
+			for _, uid := range todo {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				i := b.find(uid)
+				if i < 0 {
+					continue
+				}
+				e := &b.msgs[i]
+				if cond != nil && attempt == 0 && !cond(e) {
+					continue
+				}
+				nf, nkw := e.flags, e.kw
+				switch op {
+				case FlagsReplace:
+					nf, nkw = flags, kw
+				case FlagsAdd:
+					nf, nkw = nf|flags, nkw|kw
+				case FlagsRemove:
+					nf, nkw = nf&^flags, nkw&^kw
+				}
+				if nf == e.flags && nkw == e.kw && !e.inNew {
+					continue
+				}
+				name := curName(e.base(), nf, nkw)
+				if err := t.rename(b.filePath(e), filepath.Join(b.path, "cur", name)); err != nil {
+					if isNotExist(err) {
+						// Renamed or removed by someone outside the
+						// log: find it, then try again.
+						lost = append(lost, uid)
+						continue
+					}
+					return wrapErr("set flags", err)
+				}
+				t.c.ops = append(t.c.ops, logOp{kind: opFlags, uid: uid, name: name})
 			}
-			return out, fmt.Errorf("store: set flags: %w", err)
+			todo = lost
+			if len(lost) > 0 && attempt == 0 {
+				if err := t.resync(); err != nil {
+					return err
+				}
+			}
 		}
-		changed := nf != e.flags || nkw != e.kw
-		e.name, e.inNew, e.flags, e.kw = name, false, nf, nkw
-		if !changed {
-			continue
-		}
-		msg := Message{UID: e.uid, Flags: nf, Keywords: b.keywordNames(nkw), Size: e.size, Recent: e.recent}
-		out = append(out, msg)
-		b.emit(Change{Kind: FlagsChanged, UID: uid, Seq: i + 1, Flags: nf, Keywords: msg.Keywords, Origin: origin})
-	}
-	if lost {
-		b.dirty.Store(true)
-	} else if fresh {
-		b.restamp()
-	}
-	return out, nil
+		t.onApplied(func() {
+			for _, op := range t.c.ops {
+				if op.kind != opFlags {
+					continue
+				}
+				if i := b.find(op.uid); i >= 0 && b.msgs[i].modseq == t.c.modseq {
+					e := &b.msgs[i]
+					out = append(out, Message{UID: e.uid, Flags: e.flags, Keywords: b.keywordNames(e.kw), Size: e.size, Recent: e.uid >= b.firstRecent, ModSeq: e.modseq})
+				}
+			}
+		})
+		return nil
+	})
+	return out, err
 }
 
 // Expunge removes messages for good and returns the UIDs it removed. If a
@@ -102,11 +110,6 @@ func (m *Mailbox) Expunge(ctx context.Context, opts ExpungeOptions) ([]uint32, e
 	if err := b.refresh(ctx); err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.gone {
-		return nil, ErrNotFound
-	}
 	var want map[uint32]bool
 	if opts.UIDs != nil {
 		want = make(map[uint32]bool, len(opts.UIDs))
@@ -114,47 +117,52 @@ func (m *Mailbox) Expunge(ctx context.Context, opts ExpungeOptions) ([]uint32, e
 			want[u] = true
 		}
 	}
-	fresh := b.dirsFresh()
-	var idx []int
+	var removed []uint32
 	var failed error
-	for i := range b.msgs {
-		e := &b.msgs[i]
-		if want != nil && !want[e.uid] {
-			continue
+	err := b.transact(ctx, opts.Origin, func(t *txn) error {
+		for attempt := 0; attempt < 2; attempt++ {
+			lost := false
+			for i := len(b.msgs) - 1; i >= 0; i-- {
+				e := &b.msgs[i]
+				if want != nil && !want[e.uid] {
+					continue
+				}
+				if opts.OnlyDeleted && e.flags&FlagDeleted == 0 {
+					continue
+				}
+				if t.hasOp(e.uid) {
+					continue
+				}
+				if err := t.remove(b.filePath(e)); err != nil {
+					if isNotExist(err) {
+						lost = true
+						continue
+					}
+					failed = wrapErr(fmt.Sprintf("expunge UID %d", e.uid), err)
+					break
+				}
+				t.c.ops = append(t.c.ops, logOp{kind: opExpunge, uid: e.uid})
+				removed = append(removed, e.uid)
+			}
+			if !lost || failed != nil || attempt > 0 {
+				break
+			}
+			// A file renamed by someone outside the log: find it.
+			if err := t.resync(); err != nil {
+				return err
+			}
 		}
-		if opts.OnlyDeleted && e.flags&FlagDeleted == 0 {
-			continue
+		if len(removed) > 0 {
+			if err := syncDir(filepath.Join(b.path, "cur")); err != nil {
+				b.s.log.Warn("store: fsync cur/", "mailbox", b.name, "err", err)
+			}
 		}
-		p := b.filePath(e)
-		b.expect(p)
-		err := os.Remove(p)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			failed = fmt.Errorf("store: expunge UID %d: %w", e.uid, err)
-			break
-		}
-		if err != nil {
-			// Not where we thought: renamed by someone else. The
-			// next sync finds it again, or finds it gone.
-			b.dirty.Store(true)
-			continue
-		}
-		idx = append(idx, i)
+		t.onApplied(t.maybeRewriteUidlist)
+		return nil
+	})
+	sortUIDs(removed)
+	if err == nil {
+		err = failed
 	}
-	if len(idx) == 0 {
-		return nil, failed
-	}
-	if err := syncDir(filepath.Join(b.path, "cur")); err != nil {
-		b.s.log.Warn("store: fsync cur/", "mailbox", b.name, "err", err)
-	}
-	uids := make([]uint32, len(idx))
-	for j := len(idx) - 1; j >= 0; j-- {
-		i := idx[j]
-		uids[j] = b.msgs[i].uid
-		b.emit(Change{Kind: Expunged, UID: b.msgs[i].uid, Seq: i + 1, Origin: opts.Origin})
-	}
-	b.msgs = removeIndexes(b.msgs, idx)
-	if fresh {
-		b.restamp()
-	}
-	return uids, failed
+	return removed, err
 }

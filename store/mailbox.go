@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,13 +15,13 @@ import (
 type entry struct {
 	name   string // current file name, in cur/ or (inNew) new/
 	ext    string // dovecot-uidlist extension fields
-	size   int64  // CRLF size
-	mtime  int64  // internal date in Unix ns, 0 until first asked for
+	size   int64  // CRLF size, -1 unknown
+	mtime  int64  // internal date in Unix ns, 0 until known
+	modseq uint64 // RFC 7162 MODSEQ of the last change
 	uid    uint32
 	flags  Flag
 	kw     uint32
 	inNew  bool
-	recent bool
 }
 
 func (e *entry) base() string {
@@ -31,7 +30,9 @@ func (e *entry) base() string {
 }
 
 // box is the process-wide state of one folder, shared by every Mailbox
-// handle open on it.
+// handle open on it. Its index is what the folder's change log says,
+// followed from the log file; changes found on disk are written to the log
+// before they are applied, so every process sees the same sequence.
 type box struct {
 	s    *Store
 	name string // mailbox name, canonical
@@ -41,7 +42,9 @@ type box struct {
 	refs   int         // guarded by s.mu
 	linger *time.Timer // guarded by s.mu: set while no handle is open
 
-	dirty atomic.Bool // set by inotify: something changed on disk
+	// Set by inotify (or a delivery of this process): something changed
+	// in cur/, in new/, or in the log.
+	dirtyCur, dirtyNew, dirtyLog atomic.Bool
 
 	// own holds paths this process just renamed or removed, so the
 	// inotify events they cause do not trigger a sync of a folder the
@@ -49,22 +52,49 @@ type box struct {
 	ownMu sync.Mutex
 	own   map[string]struct{}
 
-	mu          sync.RWMutex
-	loaded      bool
-	gone        bool
-	msgs        []entry // ascending UID
-	uidValidity uint32
-	nextUID     uint32
-	guid        string
-	hdrExtra    []string
-	orphans     []uidEntry // uidlist lines without a file in the index
-	keywords    []string
-	kwCache     map[uint32][]string
-	uidlistID   fileID
-	curID       fileID
-	newID       fileID
-	watchers    []watcherFunc
-	nextWatch   int
+	mu     sync.RWMutex
+	loaded bool
+	gone   bool
+	msgs   []entry // ascending UID
+
+	uidValidity   uint32
+	nextUID       uint32
+	firstRecent   uint32 // messages from this UID on are \Recent
+	highestModSeq uint64
+	guid          string
+	hdrExtra      []string
+	keywords      []string
+	kwCache       map[uint32][]string
+
+	// Expunged UIDs with their MODSEQ (QRESYNC); those up to horizon are
+	// forgotten.
+	expunged []expRange
+	horizon  uint64
+
+	// The log as followed: which file, how far.
+	logID   uint64
+	logIno  uint64
+	logOff  int64  // end of the last record applied
+	logStat fileID // the log file when last read
+	logSnap int64  // size of its snapshot record, for compaction
+	logBad  bool   // a damaged record ends it: the next writer cuts it off
+
+	// seen are the stamps of cur/, new/ and the uidlist that the index
+	// matches; newRacy says new/ changed too recently to trust its mtime.
+	seen    stamps
+	newRacy bool
+
+	// The uidlist as read: lines for files not (yet) in the index with a
+	// UID above the index's (Dovecot numbered them, we may not see the
+	// file yet), and how many lines the file has, for rewriting it once
+	// expunged lines pile up.
+	orphans      []uidEntry
+	uidlistIno   uint64
+	uidlistOff   int64
+	uidlistLines int
+
+	watchers  []watcherFunc
+	nextWatch int
 }
 
 type watcherFunc struct {
@@ -109,15 +139,18 @@ func (m *Mailbox) Close() error {
 	return nil
 }
 
-// Read brings the index up to date with the disk (a cheap check when
-// nothing changed) and calls fn with a view of it. Changes wait while fn
-// runs, so fn must not block: copy what you need and do I/O afterwards.
+// Read brings the index up to date with the log and the disk (a few stats
+// when nothing changed) and calls fn with a view of it. Changes wait while
+// fn runs, so fn must not block: copy what you need and do I/O afterwards.
 func (m *Mailbox) Read(ctx context.Context, fn func(v *View)) error {
 	if err := m.b.refresh(ctx); err != nil {
 		return err
 	}
 	m.b.mu.RLock()
 	defer m.b.mu.RUnlock()
+	if m.b.gone {
+		return ErrNotFound
+	}
 	fn(&View{b: m.b})
 	return nil
 }
@@ -133,14 +166,18 @@ func (m *Mailbox) Watch(fn func(Change)) (n int, cancel func()) {
 	b.nextWatch++
 	id := b.nextWatch
 	b.watchers = append(b.watchers, watcherFunc{id: id, fn: fn})
+	b.s.poller.add(b)
 	return len(b.msgs), func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		for i, w := range b.watchers {
 			if w.id == id {
 				b.watchers = append(b.watchers[:i:i], b.watchers[i+1:]...)
-				return
+				break
 			}
+		}
+		if len(b.watchers) == 0 {
+			b.s.poller.remove(b)
 		}
 	}
 }
@@ -153,10 +190,11 @@ func (m *Mailbox) Status(ctx context.Context) (Status, error) {
 		st.Messages = len(b.msgs)
 		st.UIDNext = b.nextUID
 		st.UIDValidity = b.uidValidity
+		st.HighestModSeq = b.highestModSeq
 		for i := range b.msgs {
 			e := &b.msgs[i]
 			st.Size += e.size
-			if e.recent {
+			if e.uid >= b.firstRecent {
 				st.Recent++
 			}
 			if e.flags&FlagDeleted != 0 {
@@ -175,27 +213,33 @@ func (m *Mailbox) Status(ctx context.Context) (Status, error) {
 }
 
 // ClaimRecent returns the UIDs of the messages no session has seen yet and
-// marks them seen, so exactly one session reports each message as recent
-// (RFC 3501 §2.3.2).
+// marks them seen, so exactly one session (in any process sharing the
+// store) reports each message as recent (RFC 3501 §2.3.2).
 func (m *Mailbox) ClaimRecent(ctx context.Context) ([]uint32, error) {
-	if err := m.b.refresh(ctx); err != nil {
+	b := m.b
+	if err := b.refresh(ctx); err != nil {
 		return nil, err
 	}
-	b := m.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.mu.RLock()
+	none := len(b.msgs) == 0 || b.msgs[len(b.msgs)-1].uid < b.firstRecent
+	b.mu.RUnlock()
+	if none {
+		return nil, nil
+	}
 	var uids []uint32
-	for i := range b.msgs {
-		if b.msgs[i].recent {
-			b.msgs[i].recent = false
+	err := b.transact(ctx, nil, func(t *txn) error {
+		for i := len(b.msgs) - 1; i >= 0 && b.msgs[i].uid >= b.firstRecent; i-- {
 			uids = append(uids, b.msgs[i].uid)
 		}
-	}
-	return uids, nil
+		t.c.firstRecent = b.nextUID
+		return nil
+	})
+	sortUIDs(uids)
+	return uids, err
 }
 
-// InternalDate returns a message's internal date: its file's mtime, looked
-// up on first use and remembered.
+// InternalDate returns a message's internal date: its file's mtime, from
+// the index when the log has it, else looked up once and remembered.
 func (m *Mailbox) InternalDate(uid uint32) (time.Time, error) {
 	b := m.b
 	b.mu.RLock()
@@ -222,6 +266,33 @@ func (m *Mailbox) InternalDate(uid uint32) (time.Time, error) {
 	return t, nil
 }
 
+// Expunged returns the UIDs expunged from the mailbox with a MODSEQ above
+// since, ascending, for QRESYNC's VANISHED (EARLIER). complete is false
+// when the log no longer remembers every expunge after since (they are
+// kept for Options.ExpungeRetention): the caller must then treat every UID
+// it asks about that is not in the mailbox as expunged (RFC 7162 §3.2.5.2
+// lets a server report UIDs the client already knows are gone).
+func (m *Mailbox) Expunged(ctx context.Context, since uint64) (uids []uint32, complete bool, err error) {
+	err = m.Read(ctx, func(v *View) {
+		b := v.b
+		complete = since >= b.horizon
+		for _, r := range b.expunged {
+			if r.modseq > since {
+				for u := r.first; ; u++ {
+					uids = append(uids, u)
+					if u == r.last {
+						break
+					}
+				}
+			}
+		}
+	})
+	sortUIDs(uids)
+	return uids, complete, err
+}
+
+func sortUIDs(u []uint32) { sort.Slice(u, func(i, j int) bool { return u[i] < u[j] }) }
+
 // View is a consistent look at a mailbox's index, valid only inside the
 // function given to Mailbox.Read.
 type View struct {
@@ -239,7 +310,8 @@ func (v *View) At(i int) Message {
 		Flags:    e.flags,
 		Keywords: v.b.kwCache[e.kw],
 		Size:     e.size,
-		Recent:   e.recent,
+		Recent:   e.uid >= v.b.firstRecent,
+		ModSeq:   e.modseq,
 	}
 }
 
@@ -257,6 +329,10 @@ func (v *View) UIDValidity() uint32 { return v.b.uidValidity }
 
 // UIDNext is the UID the next message will get.
 func (v *View) UIDNext() uint32 { return v.b.nextUID }
+
+// HighestModSeq is the mailbox's HIGHESTMODSEQ (RFC 7162): the MODSEQ of
+// its last change, never lower than any message's.
+func (v *View) HighestModSeq() uint64 { return v.b.highestModSeq }
 
 // Keywords are the mailbox's defined keywords, used or not, in the order of
 // dovecot-keywords.
@@ -288,6 +364,14 @@ func (b *box) find(uid uint32) int {
 	return -1
 }
 
+// lastUID is the highest UID in the index, 0 if empty.
+func (b *box) lastUID() uint32 {
+	if len(b.msgs) == 0 {
+		return 0
+	}
+	return b.msgs[len(b.msgs)-1].uid
+}
+
 // keywordNames returns the (shared) list of names of a keyword bit set.
 // b.mu must be held for writing if the set may be new.
 func (b *box) keywordNames(kw uint32) []string {
@@ -305,6 +389,16 @@ func (b *box) keywordNames(kw uint32) []string {
 	}
 	b.kwCache[kw] = names
 	return names
+}
+
+// rebuildKeywordCache refills the cache of keyword name lists after the
+// keyword table changed. View.At reads the cache under the read lock, so
+// every set in use must be in it.
+func (b *box) rebuildKeywordCache() {
+	b.kwCache = make(map[uint32][]string)
+	for i := range b.msgs {
+		b.keywordNames(b.msgs[i].kw)
+	}
 }
 
 // expect records paths about to be changed by us.
@@ -329,16 +423,6 @@ func (b *box) expected(path string) bool {
 		return true
 	}
 	return false
-}
-
-// rebuildKeywordCache refills the cache of keyword name lists after the
-// keyword table changed. View.At reads the cache under the read lock, so
-// every set in use must be in it.
-func (b *box) rebuildKeywordCache() {
-	b.kwCache = make(map[uint32][]string)
-	for i := range b.msgs {
-		b.keywordNames(b.msgs[i].kw)
-	}
 }
 
 // emit delivers a change to every watcher. b.mu is held for writing.
@@ -374,10 +458,9 @@ func (b *box) statMessage(ctx context.Context, uid uint32) (os.FileInfo, error) 
 			return fi, nil
 		}
 		if !os.IsNotExist(err) || attempt > 0 {
-			return nil, fmt.Errorf("store: stat message %d: %w", uid, err)
+			return nil, wrapErr("stat message", err)
 		}
-		b.dirty.Store(true)
-		if err := b.refresh(ctx); err != nil {
+		if err := b.forceScan(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -47,6 +47,8 @@ type Message struct {
 	Size int64
 	// Recent is true until some session claims it with ClaimRecent.
 	Recent bool
+	// ModSeq is the RFC 7162 MODSEQ of the message's last change.
+	ModSeq uint64
 }
 
 // Change is one event in a mailbox's change feed. Changes are delivered in
@@ -61,8 +63,12 @@ type Change struct {
 	// Flags and Keywords are the new flags, for FlagsChanged.
 	Flags    Flag
 	Keywords []string
+	// ModSeq is the MODSEQ the change got (RFC 7162): the message's new
+	// MODSEQ for Appended and FlagsChanged, the expunge's for Expunged.
+	ModSeq uint64
 	// Origin is what the caller passed to the mutating call, so a session
-	// can tell its own changes from others'. Nil for changes found on disk.
+	// can tell its own changes from others'. Nil for changes made by other
+	// processes or found on disk.
 	Origin any
 }
 
@@ -94,6 +100,8 @@ type Status struct {
 	Size        int64 // sum of Message.Size
 	UIDNext     uint32
 	UIDValidity uint32
+	// HighestModSeq is the MODSEQ of the mailbox's last change.
+	HighestModSeq uint64
 	// FirstUnseen is the sequence number of the first message without
 	// FlagSeen, 0 if there is none.
 	FirstUnseen int
@@ -107,6 +115,10 @@ type AppendOptions struct {
 	Date time.Time
 	// MaxSize refuses bigger messages with ErrTooBig. Zero means no limit.
 	MaxSize int64
+	// Size, when not zero, is the exact size the message must have (an
+	// IMAP literal announces it): a reader that ends early (a client that
+	// went away) stores nothing and gets io.ErrUnexpectedEOF.
+	Size int64
 	// Origin is passed on in the change feed.
 	Origin any
 }

@@ -1,207 +1,154 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
-	"context"
 	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
-	"time"
+	"strings"
 )
 
-// Numbering: reading and writing dovecot-uidlist, and giving UIDs to files
-// found on disk, under the dotlock.
+// Numbering: dovecot-uidlist is the source of truth for UIDs (Dovecot must
+// read what we write). Like Dovecot, we add lines at its end under the
+// dotlock and rewrite the whole file only when lines of expunged messages
+// pile up; readers follow it by size, reading only what was appended.
 
-// readUidlist reads the uidlist if it changed since it was last read; nil
-// with no error means it did not change (or does not exist and never did).
-func (b *box) readUidlist() (*uidlist, error) {
+// readUidlistHead reads the first line of the uidlist: UIDVALIDITY, next
+// UID and GUID. ok is false when there is no usable uidlist.
+func (b *box) readUidlistHead() (ul *uidlist, ok bool, err error) {
+	f, err := os.Open(filepath.Join(b.path, uidlistName))
+	if err != nil {
+		if isNotExist(err) {
+			return nil, false, nil
+		}
+		return nil, false, wrapErr("read uidlist", err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, false, wrapErr("read uidlist", err)
+	}
+	line, _, _ := bytes.Cut(buf[:n], []byte("\n"))
+	ul, _, err = parseUidlist(append(line, '\n'))
+	if err != nil {
+		return nil, false, nil
+	}
+	return ul, true, nil
+}
+
+// readUidlistAll reads the whole uidlist and remembers where it ends. nil
+// with no error: there is none (or it is beyond repair and will be
+// rewritten, as Dovecot does; UIDs then change, mail is kept).
+func (b *box) readUidlistAll() (*uidlist, error) {
 	p := filepath.Join(b.path, uidlistName)
-	id, err := statID(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	f, err := os.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("store: stat uidlist of %s: %w", b.name, err)
+		if isNotExist(err) {
+			return nil, nil
+		}
+		return nil, wrapErr("read uidlist", err)
 	}
-	if id == b.uidlistID {
-		return nil, nil
-	}
-	data, err := os.ReadFile(p)
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("store: read uidlist of %s: %w", b.name, err)
+		return nil, wrapErr("read uidlist", err)
 	}
-	ul, bad, err := parseUidlist(data)
+	data, err := io.ReadAll(f)
 	if err != nil {
-		// A broken uidlist is rebuilt, like Dovecot does; UIDs change
-		// and clients resync, but no mail is lost.
+		return nil, wrapErr("read uidlist", err)
+	}
+	// A last line without its newline is being written (or was cut by a
+	// crash): not ours to read yet.
+	complete := data[:bytes.LastIndexByte(data, '\n')+1]
+	ul, bad, err := parseUidlist(complete)
+	if err != nil {
 		b.s.log.Error("store: unreadable dovecot-uidlist, rebuilding", "mailbox", b.name, "path", p, "err", err)
 		return nil, nil
 	}
 	if bad > 0 {
 		b.s.log.Warn("store: skipped malformed dovecot-uidlist lines", "mailbox", b.name, "path", p, "lines", bad)
 	}
-	b.uidlistID = id
+	b.uidlistIno = fileIDOf(fi).ino
+	b.uidlistOff = int64(len(complete))
+	b.uidlistLines = len(ul.entries)
 	return ul, nil
 }
 
-// assign gives UIDs to files found on disk that the index does not know,
-// moves new/ files to cur/, and writes the uidlist. It holds the dotlock, so
-// no other process numbers messages meanwhile.
-func (b *box) assign(ctx context.Context, unknown map[string]found, held *dotlock) error {
-	if held == nil {
-		lock, err := acquireDotlock(ctx, filepath.Join(b.path, uidlistName+".lock"), b.s.opts.LockTimeout, b.s.opts.FileMode)
-		if err != nil {
-			return err
-		}
-		defer lock.release()
-	}
-
-	ul, err := b.readUidlist()
+// readUidlistNew returns the lines added to the uidlist since it was last
+// read (all of them if it was replaced), and whether it was replaced. The
+// dotlock is held.
+func (b *box) readUidlistNew() (entries []uidEntry, header *uidlist, err error) {
+	p := filepath.Join(b.path, uidlistName)
+	f, err := os.Open(p)
 	if err != nil {
-		return err
-	}
-	if ul != nil {
-		if b.uidValidity != 0 && ul.uidValidity != b.uidValidity {
-			b.invalidate()
-			return errRestart
+		if isNotExist(err) {
+			return nil, nil, nil
 		}
-		b.adoptHeader(ul)
+		return nil, nil, wrapErr("read uidlist", err)
 	}
-	if b.uidValidity == 0 {
-		v, err := b.s.allocUIDValidity(b.root)
-		if err != nil {
-			return err
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, wrapErr("read uidlist", err)
+	}
+	if fileIDOf(fi).ino != b.uidlistIno || fi.Size() < b.uidlistOff {
+		f.Close()
+		ul, err := b.readUidlistAll()
+		if err != nil || ul == nil {
+			return nil, nil, err
 		}
-		b.uidValidity, b.nextUID, b.guid = v, 1, newGUID()
+		return ul.entries, ul, nil
 	}
-
-	// Files another process (or an earlier run) already numbered.
-	// If the directory was read under the lock, lines whose files are
-	// not there are for messages that are gone.
-	fresh := b.adopt(ul, unknown, held != nil)
-	// The rest are new: number them in arrival order, which is the
-	// order of the times their names start with.
-	rest := make([]string, 0, len(unknown))
-	for base := range unknown {
-		rest = append(rest, base)
+	if fi.Size() == b.uidlistOff {
+		return nil, nil, nil
 	}
-	sort.Slice(rest, func(i, j int) bool {
-		ti, ri := baseTime(rest[i])
-		tj, rj := baseTime(rest[j])
-		if ti != tj {
-			return ti < tj
-		}
-		return ri < rj
-	})
-	for _, base := range rest {
-		e := b.newEntry(b.nextUID, unknown[base], "")
-		b.nextUID++
-		e.recent = true
-		fresh = append(fresh, e)
+	data := make([]byte, fi.Size()-b.uidlistOff)
+	n, err := f.ReadAt(data, b.uidlistOff)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, nil, wrapErr("read uidlist", err)
 	}
-	sort.Slice(fresh, func(i, j int) bool { return fresh[i].uid < fresh[j].uid })
-
-	// Measure what has no size anywhere; this opens the file once. One
-	// that cannot be read now is tried again at the next sync.
-	for i := range fresh {
-		if fresh[i].size < 0 {
-			b.measureEntry(&fresh[i])
-		}
-	}
-
-	// new/ → cur/: the message is now known to a reader (Maildir spec).
-	n0 := len(b.msgs)
-	b.msgs = append(b.msgs, fresh...)
-	if n0 > 0 && len(fresh) > 0 && b.msgs[n0-1].uid > fresh[0].uid {
-		b.s.log.Warn("store: uidlist gave an old UID to a new file", "mailbox", b.name)
-		sort.Slice(b.msgs, func(i, j int) bool { return b.msgs[i].uid < b.msgs[j].uid })
-	}
-	for i := range b.msgs {
-		e := &b.msgs[i]
-		if !e.inNew {
+	data = data[:n]
+	data = data[:bytes.LastIndexByte(data, '\n')+1]
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" {
 			continue
 		}
-		name := curName(e.base(), e.flags, e.kw)
-		from, to := filepath.Join(b.path, "new", e.name), filepath.Join(b.path, "cur", name)
-		b.expect(from, to)
-		if err := os.Rename(from, to); err == nil {
-			e.name, e.inNew = name, false
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			b.s.log.Warn("store: cannot move message to cur/", "mailbox", b.name, "err", err)
+		if e, ok := parseUidLine(line, false); ok {
+			entries = append(entries, e)
 		}
 	}
-	if len(b.msgs) > 0 && b.msgs[len(b.msgs)-1].uid >= b.nextUID {
-		b.nextUID = b.msgs[len(b.msgs)-1].uid + 1
-	}
-	if err := b.writeUidlist(); err != nil {
-		return err
-	}
-	if b.loaded {
-		for _, e := range fresh {
-			b.emit(Change{Kind: Appended, UID: e.uid, Seq: b.find(e.uid) + 1})
-		}
-	}
-	return nil
+	b.uidlistOff += int64(len(data))
+	b.uidlistLines += len(entries)
+	return entries, nil, nil
 }
 
-// adopt takes the numbers a uidlist gives to files found on disk: from ul
-// if it was just read, else from the orphans of the last read. Lines that
-// match no file and no indexed message become the new orphans: files we
-// may see later, or lines for files long gone (Dovecot leaves those until
-// it next rewrites the file). Matched files are removed from files.
-func (b *box) adopt(ul *uidlist, files map[string]found, complete bool) []entry {
-	lines := b.orphans
-	if ul != nil {
-		lines = ul.entries
+// learnUidlist takes in lines read from the uidlist: lines for files the
+// index does not have and with a UID above every indexed one are kept as
+// orphans (their files may show up yet); the header's next UID is taken.
+func (b *box) learnUidlist(entries []uidEntry, header *uidlist) {
+	if header != nil {
+		b.adoptHeader(header)
+		b.orphans = nil
 	}
-	var out []entry
-	var orphans []uidEntry
-	for _, ue := range lines {
-		if f, ok := files[ue.base]; ok {
-			delete(files, ue.base)
-			out = append(out, b.newEntry(ue.uid, f, ue.ext))
-			continue
+	last := b.lastUID()
+	for _, e := range entries {
+		if e.uid >= b.nextUID {
+			b.nextUID = e.uid + 1
 		}
-		if b.find(ue.uid) < 0 && !complete {
-			orphans = append(orphans, ue)
+		if e.uid > last {
+			b.orphans = append(b.orphans, e)
 		}
 	}
-	b.orphans = orphans
-	return out
 }
 
-// newEntry builds an index entry for a file on disk. A size of -1 means it
-// must be measured.
-func (b *box) newEntry(uid uint32, f found, ext string) entry {
-	_, info := splitName(f.name)
-	fl, kw := parseInfo(info)
-	e := entry{name: f.name, ext: ext, uid: uid, flags: fl, kw: kw, inNew: f.inNew, size: -1}
-	if w, ok := extField(ext, 'W'); ok {
-		if n, err := strconv.ParseInt(w, 10, 64); err == nil {
-			e.size = n
-		}
-	}
-	if e.size < 0 {
-		if n, ok := baseSize(e.base(), 'W'); ok {
-			e.size = n
-		}
-	}
-	if f.inNew {
-		e.recent = true
-	}
-	b.keywordNames(kw)
-	return e
-}
-
-// adoptHeader takes UIDVALIDITY and the next UID from a uidlist read from
-// disk. Dovecot does not always rewrite N when it appends lines, so the
-// next UID is the larger of N and the last UID + 1.
+// adoptHeader takes UIDVALIDITY, GUID and the next UID from a uidlist.
+// Dovecot does not always rewrite N when it appends lines, so the next
+// UID is the larger of N and the last UID + 1.
 func (b *box) adoptHeader(ul *uidlist) {
 	b.uidValidity = ul.uidValidity
 	b.guid = ul.guid
@@ -215,93 +162,129 @@ func (b *box) adoptHeader(ul *uidlist) {
 	}
 }
 
-// invalidate drops the index after the folder's UIDVALIDITY changed under us
-// (the uidlist was rebuilt by someone else): every UID sessions hold is void.
-func (b *box) invalidate() {
-	b.s.log.Warn("store: UIDVALIDITY changed on disk, reloading", "mailbox", b.name)
-	b.emit(Change{Kind: Invalidated})
-	b.msgs = b.msgs[:0]
-	b.uidValidity, b.nextUID = 0, 0
-	b.uidlistID = fileID{}
-	b.loaded = false
-}
-
-// vanish marks the folder deleted.
-func (b *box) vanish() {
-	if b.gone {
-		return
+// takeOrphan returns and forgets the uidlist line of a file base, if an
+// orphan line names it.
+func (b *box) takeOrphan(base string) (uidEntry, bool) {
+	for i, o := range b.orphans {
+		if o.base == base {
+			b.orphans = append(b.orphans[:i:i], b.orphans[i+1:]...)
+			return o, true
+		}
 	}
-	b.gone = true
-	b.msgs = nil
-	b.emit(Change{Kind: Invalidated})
+	return uidEntry{}, false
 }
 
-// writeUidlist writes the index as the uidlist, with the orphan lines: a
-// file another process numbered may not be in our readdir yet, and its
-// number must not be lost. The dotlock is held.
-func (b *box) writeUidlist() error {
-	out := &uidlist{uidValidity: b.uidValidity, nextUID: b.nextUID, guid: b.guid, hdrExtra: b.hdrExtra}
-	out.entries = make([]uidEntry, 0, len(b.msgs))
+// appendUidlist adds lines at the end of the uidlist (creating it with a
+// header if there is none) and fsyncs it: a UID given to a client must
+// survive a crash. The dotlock is held.
+func (t *txn) appendUidlist(lines []uidEntry) error {
+	b := t.b
+	if len(lines) == 0 {
+		return nil
+	}
+	t.touch(fileUidlist)
+	p := filepath.Join(b.path, uidlistName)
+	var buf bytes.Buffer
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND, 0)
+	if isNotExist(err) {
+		return b.rewriteUidlist(t, lines)
+	}
+	if err != nil {
+		return wrapErr("append uidlist", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return wrapErr("append uidlist", err)
+	}
+	if size := fi.Size(); size > 0 {
+		// A line cut short by a crash must not swallow ours.
+		var last [1]byte
+		if _, err := f.ReadAt(last[:], size-1); err == nil && last[0] != '\n' {
+			buf.WriteByte('\n')
+		}
+	}
+	for _, e := range lines {
+		writeUidLine(&buf, e)
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		// Whatever part of the lines made it stays: a line whose file
+		// never arrives is harmless, and a cut line is skipped by every
+		// reader (and ended by the next writer).
+		return wrapErr("append uidlist", err)
+	}
+	if err := f.Sync(); err != nil {
+		return wrapErr("append uidlist", err)
+	}
+	if fileIDOf(fi).ino == b.uidlistIno && fi.Size() == b.uidlistOff {
+		b.uidlistOff += int64(buf.Len())
+	}
+	b.uidlistLines += len(lines)
+	return nil
+}
+
+func writeUidLine(buf *bytes.Buffer, e uidEntry) {
+	var num [10]byte
+	buf.Write(strconv.AppendUint(num[:0], uint64(e.uid), 10))
+	if e.ext != "" {
+		buf.WriteByte(' ')
+		buf.WriteString(e.ext)
+	}
+	buf.WriteString(" :")
+	buf.WriteString(e.base)
+	buf.WriteByte('\n')
+}
+
+// rewriteUidlist writes the whole uidlist from the index, with extra lines
+// (for messages about to be added) and the orphan lines of files we may
+// not see yet. The dotlock is held.
+func (b *box) rewriteUidlist(t *txn, extra []uidEntry) error {
+	t.touch(fileUidlist)
+	next := b.nextUID
+	for _, e := range extra {
+		if e.uid >= next {
+			next = e.uid + 1
+		}
+	}
+	out := &uidlist{uidValidity: b.uidValidity, nextUID: next, guid: b.guid, hdrExtra: b.hdrExtra}
+	out.entries = make([]uidEntry, 0, len(b.msgs)+len(extra)+len(b.orphans))
 	for i := range b.msgs {
 		e := &b.msgs[i]
 		out.entries = append(out.entries, uidEntry{uid: e.uid, ext: e.ext, base: e.base()})
 	}
-	if len(b.orphans) > 0 {
-		out.entries = append(out.entries, b.orphans...)
-		slices.SortFunc(out.entries, func(a, b uidEntry) int { return cmp.Compare(a.uid, b.uid) })
-	}
+	out.entries = append(out.entries, b.orphans...)
+	out.entries = append(out.entries, extra...)
+	slices.SortFunc(out.entries, func(a, b uidEntry) int { return cmp.Compare(a.uid, b.uid) })
+	out.entries = slices.CompactFunc(out.entries, func(a, b uidEntry) bool { return a.uid == b.uid })
 	p := filepath.Join(b.path, uidlistName)
-	if err := writeFileAtomic(p, out.marshal(), b.s.opts.FileMode); err != nil {
-		return err
+	data := out.marshal()
+	if err := writeFileAtomic(p, data, b.s.opts.FileMode); err != nil {
+		return noSpace(err)
 	}
 	id, err := statID(p)
-	if err == nil {
-		b.uidlistID = id
+	if err != nil {
+		return wrapErr("stat uidlist", err)
 	}
+	b.uidlistIno, b.uidlistOff, b.uidlistLines = id.ino, int64(len(data)), len(out.entries)
 	return nil
 }
 
-// measure returns the CRLF size of a file: its size plus one for every LF
-// without a CR before it.
-func measure(path string) (int64, error) {
-	f, err := os.Open(path)
+// maybeRewriteUidlist rewrites the uidlist once lines of expunged messages
+// make up more than a third of it, as Dovecot compacts its own.
+func (t *txn) maybeRewriteUidlist() {
+	b := t.b
+	dead := b.uidlistLines - len(b.msgs) - len(b.orphans)
+	if dead < 1000 || dead*3 < b.uidlistLines {
+		return
+	}
+	// The index must hold every line worth keeping: read what others
+	// appended first.
+	entries, hdr, err := b.readUidlistNew()
 	if err != nil {
-		return 0, err
+		return
 	}
-	defer f.Close()
-	var c crlfCounter
-	if _, err := io.Copy(&c, f); err != nil {
-		return 0, err
+	b.learnUidlist(entries, hdr)
+	if err := b.rewriteUidlist(t, nil); err != nil {
+		b.s.log.Warn("store: compact dovecot-uidlist", "mailbox", b.name, "err", err)
 	}
-	return c.n, nil
-}
-
-// crlfCounter counts what a byte stream is with bare LFs made CRLF.
-type crlfCounter struct {
-	n      int64
-	prevCR bool
-}
-
-func (c *crlfCounter) Write(p []byte) (int, error) {
-	c.n += int64(len(p))
-	for _, ch := range p {
-		if ch == '\n' && !c.prevCR {
-			c.n++
-		}
-		c.prevCR = ch == '\r'
-	}
-	return len(p), nil
-}
-
-// cleanTmp removes tmp/ files older than 36 hours, left by crashed writers
-// (the Maildir spec's rule).
-func (b *box) cleanTmp() {
-	dir := filepath.Join(b.path, "tmp")
-	cutoff := time.Now().Add(-36 * time.Hour)
-	_ = readNames(dir, func(n string) {
-		p := filepath.Join(dir, n)
-		if fi, err := os.Lstat(p); err == nil && fi.ModTime().Before(cutoff) {
-			_ = os.Remove(p)
-		}
-	})
 }

@@ -76,6 +76,7 @@ func (s *Store) dropLocked(b *box) {
 	if s.watcher != nil {
 		s.watcher.remove(b)
 	}
+	s.poller.remove(b)
 }
 
 // forget detaches a box from its path after the folder was deleted or
@@ -104,9 +105,11 @@ func (s *Store) notify(path string) {
 	b := s.boxes[path]
 	s.mu.Unlock()
 	if b != nil {
-		b.dirty.Store(true)
+		b.dirtyNew.Store(true)
 		if s.watcher != nil {
 			s.watcher.kick(b)
+		} else {
+			s.poller.kick(b)
 		}
 	}
 }

@@ -102,8 +102,22 @@ type Options struct {
 	Linger time.Duration
 
 	// LockTimeout bounds the wait for another process's dovecot-uidlist
-	// lock. Default 30s. A lock older than 120s is stale and broken.
+	// lock. Default 30s. A lock whose holder is a dead process of this
+	// host is broken at once; one held elsewhere is stale after 120s.
 	LockTimeout time.Duration
+
+	// PollInterval is how often a folder that someone is waiting on (a
+	// session in IDLE, a Watch) is checked for changes that no inotify
+	// event reports: those made through another host's mount of a
+	// shared file system. Each check is three stats. Default 1s;
+	// negative turns polling off.
+	PollInterval time.Duration
+
+	// ExpungeRetention is how long the change log remembers expunged
+	// UIDs for QRESYNC (RFC 7162 VANISHED (EARLIER)); at most 100,000
+	// runs of them are kept. Past it, a client resyncing from an older
+	// state is told every UID it knows of that is gone. Default 30 days.
+	ExpungeRetention time.Duration
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -145,6 +159,7 @@ type Store struct {
 	opts    Options
 	log     *slog.Logger
 	watcher *watcher
+	poller  *poller
 	ids     *nameSource
 
 	// crlfPool recycles body converters and their buffers: a FETCH of
@@ -152,9 +167,18 @@ type Store struct {
 	// cost more than the reading.
 	crlfPool sync.Pool
 
+	// bg counts background syncs in flight; Close waits for them.
+	bg sync.WaitGroup
+
 	mu     sync.Mutex
 	boxes  map[string]*box // by absolute Maildir folder path
 	closed bool
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 // Open returns a Store for the given options. It touches no files.
@@ -193,6 +217,12 @@ func Open(opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.ExpungeRetention == 0 {
+		opts.ExpungeRetention = 30 * 24 * time.Hour
+	}
 	s := &Store{
 		opts:  opts,
 		log:   opts.Logger,
@@ -200,8 +230,9 @@ func Open(opts Options) (*Store, error) {
 		boxes: make(map[string]*box),
 	}
 	s.crlfPool.New = func() any { return newCRLFReader(nil) }
+	s.poller = newPoller(s, opts.PollInterval)
 	if !opts.NoWatch {
-		w, err := newWatcher(s.log)
+		w, err := newWatcher(s)
 		if err != nil {
 			// inotify can run out of instances; the mtime check still works.
 			s.log.Warn("store: inotify unavailable, relying on directory mtime checks", "err", err)
@@ -220,10 +251,13 @@ func (s *Store) Close() error {
 	w := s.watcher
 	s.watcher = nil
 	s.mu.Unlock()
+	s.poller.close()
+	var err error
 	if w != nil {
-		return w.close()
+		err = w.close()
 	}
-	return nil
+	s.bg.Wait()
+	return err
 }
 
 // UserRoot returns the Maildir root of a user from the path template,

@@ -5,23 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 )
 
-// Syncing brings the index in line with the folder on disk, like Dovecot's
-// maildir sync: a readdir of new/ and cur/ finds files that appeared
-// (numbered under the dotlock, in arrival order), files whose flags changed
-// (renamed) and files that are gone (expunged). Nothing but the uidlist and
-// the two directories is read: sizes come from the names or the uidlist,
-// and only a file that has neither is opened, once, to be measured.
+// Syncing brings the index up to date: first with the change log (what
+// other Letterbox processes did), then with the disk, for what was done
+// outside the log (an MDA renaming into new/, Dovecot, an admin's mv).
+// The disk is read only when the stamps of cur/ or new/ differ from the
+// ones the index matches; what a listing shows that the index lacks is
+// numbered and written to the log under the lock, so the other processes
+// learn it from the log, not from listings of their own.
 
-// refresh syncs if the disk may have changed since the last sync.
+// racyWindow: a directory changed this recently may change again within
+// the same tick of a coarse file-system clock without its stamp moving.
+const racyWindow = 2 * time.Second
+
+// refresh syncs if the log or the disk may have changed.
 func (b *box) refresh(ctx context.Context) error {
-	if b.dirty.Load() || b.dirStale() {
+	if b.needsSync() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return b.sync(ctx)
@@ -35,60 +38,176 @@ func (b *box) refresh(ctx context.Context) error {
 	return nil
 }
 
-// dirStale compares the mtimes of cur/ and new/ with those of the last sync.
-// Without inotify, a directory changed in the same second as the last sync
-// could change again unseen on a file system with coarse mtimes, so it is
-// checked again.
-func (b *box) dirStale() bool {
+// needsSync is the cheap check before every read: three stats.
+func (b *box) needsSync() bool {
+	if b.dirtyCur.Load() || b.dirtyNew.Load() || b.dirtyLog.Load() {
+		return true
+	}
 	b.mu.RLock()
-	cur, nw, loaded := b.curID, b.newID, b.loaded
+	loaded, logStat, seen := b.loaded, b.logStat, b.seen
 	b.mu.RUnlock()
 	if !loaded {
 		return true
 	}
-	c, err1 := statID(filepath.Join(b.path, "cur"))
-	n, err2 := statID(filepath.Join(b.path, "new"))
-	if err1 != nil || err2 != nil {
+	if id, err := statID(b.logPath()); err != nil || id != logStat {
 		return true
 	}
-	if c != cur || n != nw {
+	cur, new, err := b.dirStats()
+	if err != nil {
 		return true
 	}
-	if !b.s.watching() {
-		recent := time.Now().Add(-time.Second).UnixNano()
-		return c.mtime > recent || n.mtime > recent
-	}
-	return false
+	return cur.hash() != seen.cur || new.hash() != seen.new || b.racy(cur, new)
 }
 
-// found is a message file seen by readdir.
+func (b *box) dirStats() (cur, new fileID, err error) {
+	if cur, err = statID(filepath.Join(b.path, "cur")); err != nil {
+		return
+	}
+	new, err = statID(filepath.Join(b.path, "new"))
+	return
+}
+
+// racy reports a directory whose stamp cannot be trusted yet: new/ (cheap
+// to read) whenever it changed within racyWindow, cur/ only where no
+// inotify watch reports this host's changes.
+func (b *box) racy(cur, new fileID) bool {
+	recent := time.Now().Add(-racyWindow).UnixNano()
+	if new.mtime > recent {
+		return true
+	}
+	return !b.s.watching() && cur.mtime > recent
+}
+
+// sync brings the index in line with the log and the disk. b.mu is held.
+func (b *box) sync(ctx context.Context) error {
+	if b.gone {
+		return ErrNotFound
+	}
+	if !b.loaded {
+		if err := b.load(ctx, nil); err != nil {
+			return err
+		}
+	} else {
+		b.dirtyLog.Store(false)
+		if err := b.followLog(); err != nil {
+			if !reloadable(err) {
+				return err
+			}
+			if err := b.reload(ctx, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return b.scanIfChanged(ctx)
+}
+
+func reloadable(err error) bool {
+	return errors.Is(err, errLogGone) || errors.Is(err, errLogReplaced) || errors.Is(err, errDiverged)
+}
+
+// load reads the folder's log on first open, or rebuilds it from
+// dovecot-uidlist and the directories when there is none (a folder
+// Letterbox never opened, or a log someone deleted).
+func (b *box) load(ctx context.Context, lock *dotlock) error {
+	if fi, err := os.Stat(b.path); err != nil || !fi.IsDir() {
+		b.vanish()
+		return ErrNotFound
+	}
+	if err := b.reload(ctx, lock); err != nil {
+		return err
+	}
+	b.cleanTmp()
+	return nil
+}
+
+// reload replaces the index with the log's (announcing the difference to
+// watchers if it was loaded), rebuilding the log if it is missing or
+// unusable.
+func (b *box) reload(ctx context.Context, lock *dotlock) error {
+	head, ok, err := b.readUidlistHead()
+	if err != nil {
+		return err
+	}
+	if ok {
+		nb, err := b.readLog(head.uidValidity)
+		if err == nil {
+			b.adoptIndex(nb)
+			return nil
+		}
+		if !errors.Is(err, errLogGone) && !errors.Is(err, errBadLog) {
+			return err
+		}
+		if errors.Is(err, errBadLog) {
+			b.s.log.Warn("store: letterbox-log unusable, rebuilding it", "mailbox", b.name)
+		}
+	}
+	return b.rebuild(ctx, lock)
+}
+
+// scanIfChanged reads the directories whose stamps moved.
+func (b *box) scanIfChanged(ctx context.Context) error {
+	cur, new, err := b.dirStats()
+	if err != nil {
+		if isNotExist(err) {
+			b.vanish()
+			return ErrNotFound
+		}
+		return wrapErr("stat "+b.name, err)
+	}
+	recent := time.Now().Add(-racyWindow).UnixNano()
+	full := b.dirtyCur.Swap(false) || cur.hash() != b.seen.cur || (!b.s.watching() && cur.mtime > recent)
+	newer := b.dirtyNew.Swap(false) || new.hash() != b.seen.new || new.mtime > recent
+	if !full && !newer {
+		return nil
+	}
+	return b.scan(ctx, full)
+}
+
+// forceScan reads both directories now, for a file that is not where the
+// index says.
+func (b *box) forceScan(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.sync(ctx); err != nil {
+		return err
+	}
+	return b.scan(ctx, true)
+}
+
+// found is a message file seen in a listing.
 type found struct {
 	name  string
 	inNew bool
 }
 
-// readFolder lists new/ and cur/ by base name. If a directory changed while
-// it was being read, a rename may have hidden a file from readdir, so it is
-// read again.
-func (b *box) readFolder() (map[string]found, fileID, fileID, error) {
-	for attempt := 0; ; attempt++ {
-		curID, err := statID(filepath.Join(b.path, "cur"))
-		if err != nil {
-			return nil, fileID{}, fileID{}, err
+func (f found) logName() string {
+	if f.inNew {
+		return "new/" + f.name
+	}
+	return f.name
+}
+
+// readFolder lists new/ (and cur/ if full) by base name. complete is false
+// if a directory changed while it was read: a rename may then have hidden
+// a file, so what is missing from the listing proves nothing.
+func (b *box) readFolder(full bool) (files map[string]found, st stamps, complete bool, err error) {
+	cur0, new0, err := b.dirStats()
+	if err != nil {
+		return nil, st, false, err
+	}
+	files = make(map[string]found, 16)
+	if full {
+		files = make(map[string]found, len(b.msgs)+16)
+	}
+	if err := readNames(filepath.Join(b.path, "new"), func(n string) {
+		base, _ := splitName(n)
+		if _, dup := files[base]; !dup {
+			files[base] = found{name: n, inNew: true}
 		}
-		newID, err := statID(filepath.Join(b.path, "new"))
-		if err != nil {
-			return nil, fileID{}, fileID{}, err
-		}
-		files := make(map[string]found, len(b.msgs)+16)
-		if err := readNames(filepath.Join(b.path, "new"), func(n string) {
-			base, _ := splitName(n)
-			if _, dup := files[base]; !dup {
-				files[base] = found{name: n, inNew: true}
-			}
-		}); err != nil {
-			return nil, fileID{}, fileID{}, err
-		}
+	}); err != nil {
+		return nil, st, false, err
+	}
+	if full {
 		if err := readNames(filepath.Join(b.path, "cur"), func(n string) {
 			base, _ := splitName(n)
 			// A file in both places (a crash between link and
@@ -97,14 +216,16 @@ func (b *box) readFolder() (map[string]found, fileID, fileID, error) {
 				files[base] = found{name: n}
 			}
 		}); err != nil {
-			return nil, fileID{}, fileID{}, err
-		}
-		c2, err1 := statID(filepath.Join(b.path, "cur"))
-		n2, err2 := statID(filepath.Join(b.path, "new"))
-		if (err1 == nil && err2 == nil && c2 == curID && n2 == newID) || attempt >= 2 {
-			return files, curID, newID, nil
+			return nil, st, false, err
 		}
 	}
+	cur1, new1, err := b.dirStats()
+	if err != nil {
+		return nil, st, false, err
+	}
+	complete = new1 == new0 && (!full || cur1 == cur0)
+	st = stamps{cur: cur0.hash(), new: new0.hash()}
+	return files, st, complete, nil
 }
 
 // readNames calls fn for each entry of dir that is not hidden.
@@ -130,188 +251,89 @@ func readNames(dir string, fn func(string)) error {
 	}
 }
 
-// sync brings the index in line with the disk. b.mu is held for writing.
-func (b *box) sync(ctx context.Context) error {
-	return b.syncHeld(ctx, nil)
+// measured is what was learned of a new file before numbering it.
+type measured struct {
+	size int64 // CRLF size, -1 unknown
+	date int64 // mtime in Unix ns, 0 unknown
 }
 
-// syncHeld syncs with the dotlock already held (lock != nil) or taken only
-// if numbering is needed (lock == nil).
-func (b *box) syncHeld(ctx context.Context, lock *dotlock) error {
-	err := b.syncOnce(ctx, lock)
-	if errors.Is(err, errRestart) {
-		err = b.syncOnce(ctx, lock)
-	}
-	return err
-}
-
-// errRestart says the index was dropped (UIDVALIDITY changed) and the sync
-// must start over from an empty index.
-var errRestart = errors.New("store: restart sync")
-
-func (b *box) syncOnce(ctx context.Context, lock *dotlock) error {
-	b.dirty.Store(false)
-	if b.gone {
-		return ErrNotFound
-	}
-	if !b.loaded {
-		if err := b.readMeta(); err != nil {
-			return err
+// measure learns size and date of files about to be numbered: the size
+// from the name when it has one, else by reading the file once. It runs
+// without the dotlock: reading a big Postfix-fed new/ can take long.
+func (b *box) measure(files []found, withDates bool) map[string]measured {
+	out := make(map[string]measured, len(files))
+	for _, f := range files {
+		base, _ := splitName(f.name)
+		m := measured{size: -1}
+		if n, ok := baseSize(base, 'W'); ok {
+			m.size = n
 		}
-	}
-	files, curID, newID, err := b.readFolder()
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			b.vanish()
-			return ErrNotFound
-		}
-		return fmt.Errorf("store: read %s: %w", b.name, err)
-	}
-
-	needLock := false
-	if !b.loaded {
-		// First load: the uidlist numbers what it lists, without a
-		// lock; only files it does not list need one.
-		ul, err := b.readUidlist()
-		if err != nil {
-			return err
-		}
-		if ul == nil {
-			needLock = true
-		} else {
-			b.adoptHeader(ul)
-			b.msgs = append(b.msgs, b.adopt(ul, files, false)...)
-		}
-	}
-
-	// Known messages: still there, renamed (flags), or gone.
-	var expunged []int
-	var changed []uint32
-	for i := range b.msgs {
-		e := &b.msgs[i]
-		base := e.base()
-		f, ok := files[base]
-		if !ok {
-			if b.loaded {
-				expunged = append(expunged, i)
-			}
-			continue
-		}
-		delete(files, base)
-		if f.name != e.name || f.inNew != e.inNew {
-			_, info := splitName(f.name)
-			fl, kw := parseInfo(info)
-			e.inNew = f.inNew
-			e.name = f.name
-			if fl != e.flags || kw != e.kw {
-				e.flags, e.kw = fl, kw
-				b.keywordNames(kw)
-				changed = append(changed, e.uid)
+		p := filepath.Join(b.path, dirName2(f.inNew), f.name)
+		if withDates || m.size < 0 {
+			if fi, err := os.Stat(p); err == nil {
+				m.date = fi.ModTime().UnixNano()
 			}
 		}
-	}
-	// Expunges first, highest sequence number first, so each number is
-	// right at the moment it is announced.
-	for j := len(expunged) - 1; j >= 0; j-- {
-		i := expunged[j]
-		b.emit(Change{Kind: Expunged, UID: b.msgs[i].uid, Seq: i + 1})
-	}
-	if len(expunged) > 0 {
-		b.msgs = removeIndexes(b.msgs, expunged)
-	}
-	for _, uid := range changed {
-		i := b.find(uid)
-		e := &b.msgs[i]
-		b.emit(Change{Kind: FlagsChanged, UID: uid, Seq: i + 1, Flags: e.flags, Keywords: b.keywordNames(e.kw)})
-	}
-
-	if len(files) > 0 || b.measureMissing() {
-		needLock = true
-	}
-	for i := range b.msgs {
-		if b.msgs[i].inNew {
-			needLock = true
-			break
+		if m.size < 0 {
+			if n, err := measureFile(p); err == nil {
+				m.size = n
+			}
 		}
+		out[base] = m
 	}
-	if needLock {
-		if err := b.assign(ctx, files, lock); err != nil {
-			return err
-		}
-		// Our own renames from new/ changed the directories.
-		curID, _ = statID(filepath.Join(b.path, "cur"))
-		newID, _ = statID(filepath.Join(b.path, "new"))
-	}
-	b.curID, b.newID = curID, newID
-	if !b.loaded {
-		b.loaded = true
-		b.cleanTmp()
-	}
-	return nil
-}
-
-// measureMissing measures the messages whose size neither their name nor
-// the uidlist gives, and reports whether it did (the uidlist then needs
-// rewriting to remember it). Messages that cannot be read are left at -1
-// and measured again next time.
-func (b *box) measureMissing() bool {
-	did := false
-	for i := range b.msgs {
-		if b.msgs[i].size < 0 && b.measureEntry(&b.msgs[i]) {
-			did = true
-		}
-	}
-	return did
-}
-
-// measureEntry reads a message file once to learn its CRLF size, and keeps
-// it in the uidlist's W field, as Dovecot does when it picks up such a file
-// (the fixture's after-pickup line is "19 W727 :<name>").
-func (b *box) measureEntry(e *entry) bool {
-	crlf, err := measure(b.filePath(e))
-	if err != nil {
-		return false
-	}
-	e.size = crlf
-	e.ext = setExtField(e.ext, 'W', strconv.FormatInt(crlf, 10))
-	return true
-}
-
-// removeIndexes removes the entries at the given ascending indexes.
-func removeIndexes(msgs []entry, idx []int) []entry {
-	out := msgs[:idx[0]]
-	k := 0
-	for i := idx[0]; i < len(msgs); i++ {
-		if k < len(idx) && idx[k] == i {
-			k++
-			continue
-		}
-		out = append(out, msgs[i])
-	}
-	clear(msgs[len(out):])
 	return out
 }
 
-// readMeta reads the uidlist and keywords on first load, without a lock:
-// Dovecot's readers take none, since writers replace files by rename.
-func (b *box) readMeta() error {
-	if fi, err := os.Stat(b.path); err != nil || !fi.IsDir() {
-		b.vanish()
-		return ErrNotFound
+func dirName2(inNew bool) string {
+	if inNew {
+		return "new"
 	}
-	if err := b.loadKeywords(); err != nil {
-		return err
-	}
-	b.msgs = b.msgs[:0]
-	return nil
+	return "cur"
 }
 
-func (b *box) loadKeywords() error {
-	data, err := readFileIfExists(filepath.Join(b.path, keywordsName))
+// measureFile returns the CRLF size of a file: its size plus one for every
+// LF without a CR before it.
+func measureFile(path string) (int64, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("store: read keywords of %s: %w", b.name, err)
+		return 0, err
 	}
-	b.keywords = parseKeywords(data)
-	b.kwCache = make(map[uint32][]string)
-	return nil
+	defer f.Close()
+	var c crlfCounter
+	if _, err := io.Copy(&c, f); err != nil {
+		return 0, err
+	}
+	return c.n, nil
 }
+
+// crlfCounter counts what a byte stream is with bare LFs made CRLF.
+type crlfCounter struct {
+	n      int64
+	prevCR bool
+}
+
+func (c *crlfCounter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	for _, ch := range p {
+		if ch == '\n' && !c.prevCR {
+			c.n++
+		}
+		c.prevCR = ch == '\r'
+	}
+	return len(p), nil
+}
+
+// cleanTmp removes tmp/ files older than 36 hours, left by crashed writers
+// (the Maildir spec's rule).
+func (b *box) cleanTmp() {
+	dir := filepath.Join(b.path, "tmp")
+	cutoff := time.Now().Add(-36 * time.Hour)
+	_ = readNames(dir, func(n string) {
+		p := filepath.Join(dir, n)
+		if fi, err := os.Lstat(p); err == nil && fi.ModTime().Before(cutoff) {
+			_ = os.Remove(p)
+		}
+	})
+}
+
+var errUIDValidityChanged = fmt.Errorf("store: UIDVALIDITY changed on disk")

@@ -11,32 +11,36 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// watcher turns inotify events on open folders' cur/ and new/ into syncs,
-// so that sessions waiting in IDLE hear of a delivery within moments even
-// when nobody reads the folder. Events are not interpreted: any event marks
-// the folder dirty and schedules one sync shortly after, which compares the
-// directory with the index. Bursts collapse into one sync, and events for
-// our own renames and removals (box.expect) are dropped: the index already
-// has them.
+// watcher turns inotify events on open folders into syncs, so that
+// sessions waiting in IDLE hear of a delivery or of another process's
+// change within moments even when nobody reads the folder. It watches cur/
+// and new/ (deliveries, other programs' renames) and the folder directory
+// itself for writes to letterbox-log (other Letterbox processes on this
+// host). Events are not interpreted beyond which of the three they touch:
+// they mark it dirty and schedule one sync shortly after. Bursts collapse
+// into one sync, and events for our own renames and removals (box.expect)
+// are dropped: the index already has them. inotify sees only this host's
+// changes; the poller covers the others.
 
-const syncDelay = 50 * time.Millisecond
+const syncDelay = 20 * time.Millisecond
 
 type watcher struct {
+	s   *Store
 	w   *fsnotify.Watcher
 	log *slog.Logger
 
 	mu      sync.Mutex
-	dirs    map[string]*box // cur/ or new/ directory → folder
+	dirs    map[string]*box // cur/, new/ or the folder directory → folder
 	pending map[*box]bool
 	done    chan struct{}
 }
 
-func newWatcher(log *slog.Logger) (*watcher, error) {
+func newWatcher(s *Store) (*watcher, error) {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
 	}
-	w := &watcher{w: fw, log: log, dirs: make(map[string]*box), pending: make(map[*box]bool), done: make(chan struct{})}
+	w := &watcher{s: s, w: fw, log: s.log, dirs: make(map[string]*box), pending: make(map[*box]bool), done: make(chan struct{})}
 	go w.run()
 	return w, nil
 }
@@ -44,12 +48,11 @@ func newWatcher(log *slog.Logger) (*watcher, error) {
 func (w *watcher) add(b *box) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, sub := range []string{"cur", "new"} {
-		dir := filepath.Join(b.path, sub)
+	for _, dir := range []string{filepath.Join(b.path, "cur"), filepath.Join(b.path, "new"), b.path} {
 		w.dirs[dir] = b
 		if err := w.w.Add(dir); err != nil && !errors.Is(err, fsnotify.ErrClosed) {
-			// Out of inotify watches, or not there yet: the mtime
-			// check before reads still sees changes.
+			// Out of inotify watches, or not there yet: the stamp
+			// check before reads and the poller still see changes.
 			w.log.Debug("store: cannot watch", "dir", dir, "err", err)
 		}
 	}
@@ -58,8 +61,7 @@ func (w *watcher) add(b *box) {
 func (w *watcher) remove(b *box) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, sub := range []string{"cur", "new"} {
-		dir := filepath.Join(b.path, sub)
+	for _, dir := range []string{filepath.Join(b.path, "cur"), filepath.Join(b.path, "new"), b.path} {
 		if w.dirs[dir] == b {
 			delete(w.dirs, dir)
 			_ = w.w.Remove(dir)
@@ -82,13 +84,26 @@ func (w *watcher) run() {
 			if !ok {
 				return
 			}
+			dir, file := filepath.Split(ev.Name)
+			dir = filepath.Clean(dir)
 			w.mu.Lock()
-			b := w.dirs[filepath.Dir(ev.Name)]
+			b := w.dirs[dir]
 			w.mu.Unlock()
-			if b != nil && !b.expected(ev.Name) {
-				b.dirty.Store(true)
-				w.kick(b)
+			if b == nil || b.expected(ev.Name) {
+				continue
 			}
+			switch {
+			case dir == b.path:
+				if file != logName {
+					continue
+				}
+				b.dirtyLog.Store(true)
+			case filepath.Base(dir) == "new":
+				b.dirtyNew.Store(true)
+			default:
+				b.dirtyCur.Store(true)
+			}
+			w.kick(b)
 		case err, ok := <-w.w.Errors:
 			if !ok {
 				return
@@ -102,7 +117,9 @@ func (w *watcher) run() {
 			}
 			w.mu.Unlock()
 			for _, b := range all {
-				b.dirty.Store(true)
+				b.dirtyCur.Store(true)
+				b.dirtyNew.Store(true)
+				b.dirtyLog.Store(true)
 				w.kick(b)
 			}
 		}
@@ -118,20 +135,106 @@ func (w *watcher) kick(b *box) {
 	}
 	w.pending[b] = true
 	w.mu.Unlock()
+	w.s.bg.Add(1)
 	time.AfterFunc(syncDelay, func() {
+		defer w.s.bg.Done()
 		w.mu.Lock()
 		delete(w.pending, b)
 		w.mu.Unlock()
-		if !b.dirty.Load() {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		b.mu.Lock()
-		err := b.sync(ctx)
-		b.mu.Unlock()
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			w.log.Warn("store: background sync", "mailbox", b.name, "err", err)
-		}
+		w.s.backgroundSync(b)
 	})
+}
+
+// backgroundSync syncs a folder nobody is reading at the moment, so that
+// its watchers hear of the change.
+func (s *Store) backgroundSync(b *box) {
+	if s.isClosed() || !b.needsSync() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b.mu.Lock()
+	err := b.sync(ctx)
+	b.mu.Unlock()
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Warn("store: background sync", "mailbox", b.name, "err", err)
+	}
+}
+
+// poller checks the folders someone waits on every interval, for changes
+// made through another host's mount of a shared file system, which no
+// inotify event reports: three stats per folder (log, cur/, new/).
+type poller struct {
+	s        *Store
+	interval time.Duration
+
+	mu    sync.Mutex
+	boxes map[*box]struct{}
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func newPoller(s *Store, interval time.Duration) *poller {
+	return &poller{s: s, interval: interval, boxes: make(map[*box]struct{})}
+}
+
+func (p *poller) add(b *box) {
+	if p.interval <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.boxes[b] = struct{}{}
+	if p.stop == nil {
+		p.stop, p.done = make(chan struct{}), make(chan struct{})
+		go p.run(p.stop, p.done)
+	}
+}
+
+func (p *poller) remove(b *box) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.boxes, b)
+}
+
+// kick syncs b soon, for a change of this process that bypassed it.
+func (p *poller) kick(b *box) {
+	p.s.bg.Add(1)
+	go func() {
+		defer p.s.bg.Done()
+		p.s.backgroundSync(b)
+	}()
+}
+
+func (p *poller) close() {
+	p.mu.Lock()
+	stop, done := p.stop, p.done
+	p.stop = nil
+	p.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+}
+
+func (p *poller) run(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		boxes := make([]*box, 0, len(p.boxes))
+		for b := range p.boxes {
+			boxes = append(boxes, b)
+		}
+		p.mu.Unlock()
+		for _, b := range boxes {
+			p.s.backgroundSync(b)
+		}
+	}
 }

@@ -1,0 +1,321 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// Following, loading, writing and compacting letterbox-log. See
+// logformat.go for the format and txn.go for how commits are made.
+
+var (
+	errLogGone     = errors.New("store: letterbox-log missing")
+	errLogReplaced = errors.New("store: letterbox-log replaced")
+	errDiverged    = errors.New("store: index and letterbox-log disagree")
+)
+
+func (b *box) logPath() string { return filepath.Join(b.path, logName) }
+
+// followLog applies the records other processes appended since we last
+// looked. b.mu is held. It reports errLogGone or errLogReplaced when the
+// file is not the one we follow, and errDiverged when a record does not
+// fit the index; the caller then reloads.
+func (b *box) followLog() error {
+	f, err := os.Open(b.logPath())
+	if err != nil {
+		if isNotExist(err) {
+			return errLogGone
+		}
+		return wrapErr("open letterbox-log", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return wrapErr("stat letterbox-log", err)
+	}
+	id := fileIDOf(fi)
+	if id.ino != b.logIno || fi.Size() < b.logOff {
+		return errLogReplaced
+	}
+	if id == b.logStat {
+		return nil
+	}
+	size := fi.Size()
+	if size == b.logOff {
+		b.logStat = id
+		return nil
+	}
+	buf := make([]byte, size-b.logOff)
+	n, err := f.ReadAt(buf, b.logOff)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return wrapErr("read letterbox-log", err)
+	}
+	buf = buf[:n]
+	off := 0
+	for off < len(buf) {
+		body, rn, ok, bad := nextRecord(buf[off:])
+		if bad {
+			// A writer died in the middle of a record, or the disk
+			// lost it. The next writer cuts it off; what it held is
+			// found again on disk, since stamps did not move.
+			b.logBad = true
+			break
+		}
+		if !ok {
+			break // being written
+		}
+		c, err := decodeCommit(body)
+		if err != nil {
+			b.logBad = true
+			break
+		}
+		if err := b.apply(c, nil); err != nil {
+			return err
+		}
+		off += rn
+		b.logOff += int64(rn)
+	}
+	if b.logOff == size {
+		b.logStat = id
+	}
+	return nil
+}
+
+// readLog reads a whole log file into a fresh index. It returns errLogGone
+// for a missing file and errBadLog for one that is not a usable log of
+// this folder.
+func (b *box) readLog(uidValidity uint32) (*box, error) {
+	f, err := os.Open(b.logPath())
+	if err != nil {
+		if isNotExist(err) {
+			return nil, errLogGone
+		}
+		return nil, wrapErr("open letterbox-log", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, wrapErr("stat letterbox-log", err)
+	}
+	data := make([]byte, fi.Size())
+	n, err := io.ReadFull(f, data)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, wrapErr("read letterbox-log", err)
+	}
+	data = data[:n]
+	h, err := parseLogHeader(data)
+	if err != nil || h.uidValidity != uidValidity {
+		return nil, errBadLog
+	}
+	body, rn, ok, _ := nextRecord(data[logHeaderSize:])
+	if !ok {
+		return nil, errBadLog
+	}
+	snap, err := decodeSnapshot(body)
+	if err != nil {
+		return nil, errBadLog
+	}
+	nb := b.fresh()
+	nb.uidValidity = uidValidity
+	nb.applySnapshot(snap)
+	nb.logID, nb.logIno = h.id, fileIDOf(fi).ino
+	nb.logSnap = int64(rn)
+	off := logHeaderSize + rn
+	for off < len(data) {
+		body, rn, ok, bad := nextRecord(data[off:])
+		if bad {
+			nb.logBad = true
+		}
+		if !ok {
+			break
+		}
+		c, err := decodeCommit(body)
+		if err != nil {
+			nb.logBad = true
+			break
+		}
+		if err := nb.apply(c, nil); err != nil {
+			return nil, errBadLog
+		}
+		off += rn
+	}
+	nb.logOff = int64(off)
+	if off == len(data) {
+		nb.logStat = fileIDOf(fi)
+	}
+	return nb, nil
+}
+
+// fresh returns an empty index for the same folder, to load into.
+func (b *box) fresh() *box {
+	return &box{s: b.s, name: b.name, root: b.root, path: b.path, kwCache: make(map[uint32][]string)}
+}
+
+func (b *box) applySnapshot(s *snapshot) {
+	b.highestModSeq = s.modseq
+	b.nextUID = s.nextUID
+	b.firstRecent = s.firstRecent
+	b.seen = s.stamps
+	b.horizon = s.horizon
+	b.keywords = s.keywords
+	b.expunged = s.expunged
+	b.msgs = make([]entry, len(s.msgs), len(s.msgs)+len(s.msgs)/8+16)
+	for i, m := range s.msgs {
+		e := &b.msgs[i]
+		e.uid, e.modseq, e.size, e.mtime, e.ext = m.uid, m.modseq, m.size, m.date, m.ext
+		e.setName(m.name)
+	}
+	b.rebuildKeywordCache()
+}
+
+// setName takes a file name as the log writes it: "new/<name>" for a file
+// in new/, else the name in cur/.
+func (e *entry) setName(n string) {
+	if len(n) > 4 && n[:4] == "new/" {
+		e.name, e.inNew = n[4:], true
+	} else {
+		e.name, e.inNew = n, false
+	}
+	_, info := splitName(e.name)
+	e.flags, e.kw = parseInfo(info)
+}
+
+// logName is the name of e as the log writes it.
+func (e *entry) logName() string {
+	if e.inNew {
+		return "new/" + e.name
+	}
+	return e.name
+}
+
+// appendLog writes one record at the end of the log. The dotlock is held
+// and the index is caught up, so b.logOff is the end of the file. The log
+// is not fsynced: a lost tail only costs MODSEQs that the time floor in
+// nextModSeq makes good, and the changes it described are found again on
+// disk because the stamps before them are still in the log.
+func (b *box) appendLog(rec []byte) error {
+	f, err := os.OpenFile(b.logPath(), os.O_WRONLY, 0)
+	if err != nil {
+		return wrapErr("open letterbox-log", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return wrapErr("stat letterbox-log", err)
+	}
+	if fileIDOf(fi).ino != b.logIno {
+		return fmt.Errorf("store: letterbox-log replaced while locked")
+	}
+	if b.logBad || fi.Size() != b.logOff {
+		// Cut off a damaged or half-written record.
+		if err := f.Truncate(b.logOff); err != nil {
+			return wrapErr("truncate letterbox-log", err)
+		}
+		b.logBad = false
+	}
+	if _, err := f.WriteAt(rec, b.logOff); err != nil {
+		_ = f.Truncate(b.logOff)
+		return wrapErr("write letterbox-log", err)
+	}
+	b.logOff += int64(len(rec))
+	if fi, err := f.Stat(); err == nil {
+		b.logStat = fileIDOf(fi)
+	}
+	return nil
+}
+
+// writeLog replaces the log with a new one holding a snapshot of the index
+// (write beside, fsync, rename). The dotlock is held.
+func (b *box) writeLog() error {
+	b.pruneExpunged()
+	h := logHeader{uidValidity: b.uidValidity, id: randomID(), baseModSeq: b.highestModSeq}
+	snap := b.snapshot()
+	data := append(h.marshal(), snap...)
+	if err := writeFileAtomic(b.logPath(), data, b.s.opts.FileMode); err != nil {
+		return noSpace(err)
+	}
+	id, err := statID(b.logPath())
+	if err != nil {
+		return wrapErr("stat letterbox-log", err)
+	}
+	b.logID, b.logIno, b.logOff, b.logStat, b.logSnap = h.id, id.ino, int64(len(data)), id, int64(len(snap))
+	b.logBad = false
+	return nil
+}
+
+func (b *box) snapshot() []byte {
+	s := snapshot{
+		modseq: b.highestModSeq, time: time.Now().UnixNano(), nextUID: b.nextUID,
+		firstRecent: b.firstRecent, stamps: b.seen, horizon: b.horizon,
+		keywords: b.keywords, expunged: b.expunged,
+		msgs: make([]snapMsg, len(b.msgs)),
+	}
+	for i := range b.msgs {
+		e := &b.msgs[i]
+		s.msgs[i] = snapMsg{uid: e.uid, modseq: e.modseq, size: e.size, date: e.mtime, name: e.logName(), ext: e.ext}
+	}
+	return s.marshal()
+}
+
+// pruneExpunged forgets expunges older than the retention, and the oldest
+// beyond the count limit; horizon moves up to the newest one forgotten.
+func (b *box) pruneExpunged() {
+	cutoff := uint64(time.Now().Add(-b.s.opts.ExpungeRetention).UnixMicro())
+	sort.Slice(b.expunged, func(i, j int) bool { return b.expunged[i].modseq < b.expunged[j].modseq })
+	drop := 0
+	for drop < len(b.expunged) && (b.expunged[drop].modseq < cutoff || len(b.expunged)-drop > maxExpungeRanges) {
+		if b.expunged[drop].modseq > b.horizon {
+			b.horizon = b.expunged[drop].modseq
+		}
+		drop++
+	}
+	b.expunged = append(b.expunged[:0:0], b.expunged[drop:]...)
+}
+
+// maxExpungeRanges bounds the expunges a log remembers (runs of UIDs
+// expunged together; a run is 20 bytes in memory).
+const maxExpungeRanges = 100000
+
+// maybeCompact rewrites the log once the records after its snapshot
+// outweigh the snapshot, so a log stays within about twice the size of a
+// snapshot of the folder. The dotlock is held and the index caught up.
+func (b *box) maybeCompact(lock *dotlock) {
+	tail := b.logOff - logHeaderSize - b.logSnap
+	if tail < 256<<10 || tail < b.logSnap {
+		return
+	}
+	if err := b.writeLog(); err != nil {
+		b.s.log.Warn("store: compact letterbox-log", "mailbox", b.name, "err", err)
+	}
+	lock.touch()
+}
+
+func randomID() uint64 {
+	var x [8]byte
+	_, _ = rand.Read(x[:])
+	return binary.LittleEndian.Uint64(x[:])
+}
+
+// catchUp brings the index up to the log's end with the dotlock held,
+// loading or rebuilding the log as needed.
+func (b *box) catchUp(ctx context.Context, lock *dotlock) error {
+	if !b.loaded {
+		return b.load(ctx, lock)
+	}
+	err := b.followLog()
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, errLogGone) || errors.Is(err, errLogReplaced) || errors.Is(err, errDiverged) {
+		return b.reload(ctx, lock)
+	}
+	return err
+}
