@@ -149,12 +149,12 @@ type snapshot struct {
 // enc appends to a byte slice.
 type enc struct{ b []byte }
 
-func (e *enc) u8(v uint8)    { e.b = append(e.b, v) }
-func (e *enc) u32(v uint32)  { e.b = binary.LittleEndian.AppendUint32(e.b, v) }
-func (e *enc) u64(v uint64)  { e.b = binary.LittleEndian.AppendUint64(e.b, v) }
-func (e *enc) uv(v uint64)   { e.b = binary.AppendUvarint(e.b, v) }
-func (e *enc) sv(v int64)    { e.b = binary.AppendVarint(e.b, v) }
-func (e *enc) str(s string)  { e.uv(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *enc) u8(v uint8)      { e.b = append(e.b, v) }
+func (e *enc) u32(v uint32)    { e.b = binary.LittleEndian.AppendUint32(e.b, v) }
+func (e *enc) u64(v uint64)    { e.b = binary.LittleEndian.AppendUint64(e.b, v) }
+func (e *enc) uv(v uint64)     { e.b = binary.AppendUvarint(e.b, v) }
+func (e *enc) sv(v int64)      { e.b = binary.AppendVarint(e.b, v) }
+func (e *enc) str(s string)    { e.uv(uint64(len(s))); e.b = append(e.b, s...) }
 func (e *enc) stamps(s stamps) { e.u64(s.cur); e.u64(s.new); e.u64(s.uidlist) }
 
 // record frames a body: length, CRC, body.
