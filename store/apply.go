@@ -250,7 +250,7 @@ func (b *box) take(nb *box) {
 	b.logID, b.logIno, b.logOff, b.logStat, b.logSnap, b.logBad = nb.logID, nb.logIno, nb.logOff, nb.logStat, nb.logSnap, nb.logBad
 	b.seen, b.newRacy = nb.seen, nb.newRacy
 	if nb.uidlistIno != 0 {
-		b.orphans, b.uidlistIno, b.uidlistOff, b.uidlistLines = nb.orphans, nb.uidlistIno, nb.uidlistOff, nb.uidlistLines
+		b.orphans, b.uidlistIno, b.uidlistOff, b.uidlistLines, b.uidlistHead = nb.orphans, nb.uidlistIno, nb.uidlistOff, nb.uidlistLines, nb.uidlistHead
 	}
 	b.loaded = true
 	b.rebuildKeywordCache()

@@ -49,6 +49,9 @@ func (m *Mailbox) copy(ctx context.Context, uids []uint32, dst *Mailbox, origin 
 	}
 	var ps []pending
 	var srcUIDs []uint32
+	if h := m.b.s.hooks.beforeStage; h != nil {
+		h()
+	}
 	for _, src := range srcs {
 		if err := ctx.Err(); err != nil {
 			removePending(ps)

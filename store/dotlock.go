@@ -36,9 +36,14 @@ const (
 	breakStale = 5 * time.Second
 )
 
+// dotlock is a lock we hold. A file is ours if it is the inode we created
+// with the change time we saw and our content: inode numbers alone are
+// reused at once by some file systems.
 type dotlock struct {
-	path string
-	ino  uint64
+	path  string
+	ino   uint64
+	ctime syscall.Timespec
+	owner lockOwner
 }
 
 // lockOwner is what a dotlock file says about its holder.
@@ -108,8 +113,14 @@ func readLockState(path string) (lockState, error) {
 }
 
 // stale judges a lock: dead holder on this host, or untouched for too long.
+// A lock that names no holder was left by a writer killed between creating
+// and filling it (not one of ours: ours are filled before they exist), so
+// it is stale much sooner.
 func (st lockState) stale(host string, maxAge time.Duration, now time.Time) bool {
 	if st.known && st.owner.host == host && st.owner.pid != os.Getpid() && !alive(st.owner.pid) {
+		return true
+	}
+	if !st.known && now.Sub(st.mtime) > breakStale {
 		return true
 	}
 	return now.Sub(st.mtime) > maxAge
@@ -159,8 +170,34 @@ func acquireDotlock(ctx context.Context, path string, timeout time.Duration, mod
 	}
 }
 
-// createLock creates the lock file exclusively with our "<pid>:<host>".
+// createLock creates the lock file with our "<pid>:<host>" in it: written
+// to a file of our own first and then hard-linked to the lock's name (link
+// fails if the name exists), so the lock never exists without its owner in
+// it, even if we are killed halfway. This is how Dovecot makes its
+// dotlocks too. Where hard links are not allowed, an exclusive create.
 func createLock(path string, me lockOwner, mode os.FileMode) (*dotlock, error) {
+	tmp := path + ".tmp." + strconv.Itoa(me.pid) + "." + randomSuffix()
+	if err := os.WriteFile(tmp, []byte(me.String()+"\n"), mode); err != nil {
+		return nil, err
+	}
+	err := os.Link(tmp, path)
+	// Unlinking the temporary name changes the inode's ctime: do it
+	// before taking the ctime that marks the lock as ours.
+	os.Remove(tmp)
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EMLINK) {
+		return createLockExcl(path, me, mode)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var sys syscall.Stat_t
+	if err := syscall.Stat(path, &sys); err != nil {
+		return nil, err
+	}
+	return &dotlock{path: path, owner: me, ino: sys.Ino, ctime: sys.Ctim}, nil
+}
+
+func createLockExcl(path string, me lockOwner, mode os.FileMode) (*dotlock, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return nil, err
@@ -172,9 +209,9 @@ func createLock(path string, me lockOwner, mode os.FileMode) (*dotlock, error) {
 		os.Remove(path)
 		return nil, errors.Join(werr, serr, cerr)
 	}
-	l := &dotlock{path: path}
+	l := &dotlock{path: path, owner: me}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		l.ino = sys.Ino
+		l.ino, l.ctime = sys.Ino, sys.Ctim
 	}
 	return l, nil
 }
@@ -229,26 +266,38 @@ func removeIfSame(path string, ino uint64) {
 	_ = os.Remove(aside)
 }
 
-// touch keeps a long-held lock from looking stale to other hosts.
+// touch keeps a long-held lock from looking stale to other hosts. It
+// changes the file's ctime, which is part of what makes it ours.
 func (l *dotlock) touch() {
-	now := time.Now()
-	_ = os.Chtimes(l.path, now, now)
-}
-
-// release removes the lock if it is still ours.
-func (l *dotlock) release() {
-	var st syscall.Stat_t
-	if err := syscall.Stat(l.path, &st); err != nil {
+	if !l.held() {
 		return
 	}
-	if l.ino != 0 && st.Ino != l.ino {
-		return // broken by someone who judged it stale: not ours any more
+	now := time.Now()
+	if os.Chtimes(l.path, now, now) == nil {
+		var sys syscall.Stat_t
+		if syscall.Stat(l.path, &sys) == nil {
+			l.ctime = sys.Ctim
+		}
 	}
-	_ = os.Remove(l.path)
+}
+
+// release removes the lock if it is still ours: if it was broken by
+// someone who judged it stale, the file there now is theirs.
+func (l *dotlock) release() {
+	if l.held() {
+		_ = os.Remove(l.path)
+	}
 }
 
 // held reports whether the lock file is still the one we created.
 func (l *dotlock) held() bool {
-	var st syscall.Stat_t
-	return syscall.Stat(l.path, &st) == nil && (l.ino == 0 || st.Ino == l.ino)
+	st, err := readLockState(l.path)
+	if err != nil {
+		return false
+	}
+	var sys syscall.Stat_t
+	if err := syscall.Stat(l.path, &sys); err != nil {
+		return false
+	}
+	return st.known && st.owner == l.owner && sys.Ino == l.ino && sys.Ctim == l.ctime
 }

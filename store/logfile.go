@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -48,6 +47,11 @@ func (b *box) followLog() error {
 	if id == b.logStat {
 		return nil
 	}
+	// Inode numbers are reused at once: only the log's id in its header
+	// says it is the file we follow.
+	if !b.sameLog(f) {
+		return errLogReplaced
+	}
 	size := fi.Size()
 	if size == b.logOff {
 		b.logStat = id
@@ -87,6 +91,16 @@ func (b *box) followLog() error {
 		b.logStat = id
 	}
 	return nil
+}
+
+// sameLog reports whether the open log file is the one we follow.
+func (b *box) sameLog(f *os.File) bool {
+	var hb [logHeaderSize]byte
+	if _, err := f.ReadAt(hb[:], 0); err != nil {
+		return false
+	}
+	h, err := parseLogHeader(hb[:])
+	return err == nil && h.id == b.logID
 }
 
 // readLog reads a whole log file into a fresh index. It returns errLogGone
@@ -202,7 +216,10 @@ func (e *entry) logName() string {
 // nextModSeq makes good, and the changes it described are found again on
 // disk because the stamps before them are still in the log.
 func (b *box) appendLog(rec []byte) error {
-	f, err := os.OpenFile(b.logPath(), os.O_WRONLY, 0)
+	f, err := os.OpenFile(b.logPath(), os.O_RDWR, 0)
+	if isNotExist(err) {
+		return errLogGone
+	}
 	if err != nil {
 		return wrapErr("open letterbox-log", err)
 	}
@@ -211,8 +228,9 @@ func (b *box) appendLog(rec []byte) error {
 	if err != nil {
 		return wrapErr("stat letterbox-log", err)
 	}
-	if fileIDOf(fi).ino != b.logIno {
-		return fmt.Errorf("store: letterbox-log replaced while locked")
+	if fileIDOf(fi).ino != b.logIno || !b.sameLog(f) {
+		// Replaced by hand while we hold the lock: ours is the state.
+		return errLogGone
 	}
 	if b.logBad || fi.Size() != b.logOff {
 		// Cut off a damaged or half-written record.
@@ -239,6 +257,8 @@ func (b *box) writeLog() error {
 	h := logHeader{uidValidity: b.uidValidity, id: randomID(), baseModSeq: b.highestModSeq}
 	snap := b.snapshot()
 	data := append(h.marshal(), snap...)
+	// Whatever happens next, the log we followed is no more.
+	b.logIno, b.logID = 0, 0
 	if err := writeFileAtomic(b.logPath(), data, b.s.opts.FileMode); err != nil {
 		return noSpace(err)
 	}

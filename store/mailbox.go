@@ -92,6 +92,7 @@ type box struct {
 	uidlistIno   uint64
 	uidlistOff   int64
 	uidlistLines int
+	uidlistHead  string // its first line, to know it again
 
 	watchers  []watcherFunc
 	nextWatch int
@@ -160,9 +161,13 @@ func (m *Mailbox) Read(ctx context.Context, fn func(v *View)) error {
 // order, synchronously with the change and with the mailbox locked, so it
 // must only queue the change. cancel unregisters fn.
 func (m *Mailbox) Watch(fn func(Change)) (n int, cancel func()) {
+	m.b.mu.Lock()
+	defer m.b.mu.Unlock()
+	return m.watchLocked(fn)
+}
+
+func (m *Mailbox) watchLocked(fn func(Change)) (n int, cancel func()) {
 	b := m.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.nextWatch++
 	id := b.nextWatch
 	b.watchers = append(b.watchers, watcherFunc{id: id, fn: fn})
@@ -180,6 +185,28 @@ func (m *Mailbox) Watch(fn func(Change)) (n int, cancel func()) {
 			b.s.poller.remove(b)
 		}
 	}
+}
+
+// Subscribe is Watch with the state the feed starts from: it brings the
+// index up to date, then registers fn and calls view with the index as it
+// is when fn is registered, both under the mailbox's lock, so the view and
+// the first change fn gets fit together exactly (an IMAP SELECT answers
+// from the view and then reports changes from the feed). view must not
+// block.
+func (m *Mailbox) Subscribe(ctx context.Context, fn func(Change), view func(v *View)) (cancel func(), err error) {
+	b := m.b
+	if err := b.refresh(ctx); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.gone {
+		b.mu.Unlock()
+		return nil, ErrNotFound
+	}
+	_, cancel = m.watchLocked(fn)
+	view(&View{b: b})
+	b.mu.Unlock()
+	return cancel, nil
 }
 
 // Status sums up the mailbox.

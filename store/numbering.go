@@ -76,6 +76,8 @@ func (b *box) readUidlistAll() (*uidlist, error) {
 	b.uidlistIno = fileIDOf(fi).ino
 	b.uidlistOff = int64(len(complete))
 	b.uidlistLines = len(ul.entries)
+	head, _, _ := bytes.Cut(complete, []byte("\n"))
+	b.uidlistHead = string(head) + "\n"
 	return ul, nil
 }
 
@@ -96,7 +98,7 @@ func (b *box) readUidlistNew() (entries []uidEntry, header *uidlist, err error) 
 	if err != nil {
 		return nil, nil, wrapErr("read uidlist", err)
 	}
-	if fileIDOf(fi).ino != b.uidlistIno || fi.Size() < b.uidlistOff {
+	if fileIDOf(fi).ino != b.uidlistIno || fi.Size() < b.uidlistOff || !sameHead(f, b.uidlistHead) {
 		f.Close()
 		ul, err := b.readUidlistAll()
 		if err != nil || ul == nil {
@@ -125,6 +127,18 @@ func (b *box) readUidlistNew() (entries []uidEntry, header *uidlist, err error) 
 	b.uidlistOff += int64(len(data))
 	b.uidlistLines += len(entries)
 	return entries, nil, nil
+}
+
+// sameHead reports whether a file starts with head: inode numbers are
+// reused, so a replaced uidlist can have the inode of the one we read; its
+// first line (with N and the GUID) tells them apart.
+func sameHead(f *os.File, head string) bool {
+	if head == "" {
+		return false
+	}
+	buf := make([]byte, len(head))
+	n, _ := f.ReadAt(buf, 0)
+	return n == len(buf) && string(buf) == head
 }
 
 // learnUidlist takes in lines read from the uidlist: lines for files the
@@ -266,6 +280,8 @@ func (b *box) rewriteUidlist(t *txn, extra []uidEntry) error {
 		return wrapErr("stat uidlist", err)
 	}
 	b.uidlistIno, b.uidlistOff, b.uidlistLines = id.ino, int64(len(data)), len(out.entries)
+	head, _, _ := bytes.Cut(data, []byte("\n"))
+	b.uidlistHead = string(head) + "\n"
 	return nil
 }
 

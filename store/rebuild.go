@@ -14,54 +14,68 @@ import (
 // earlier ones (clients resync flags, nothing is downloaded again), and
 // expunges from before are forgotten. b.mu is held; lock may be held.
 func (b *box) rebuild(ctx context.Context, held *dotlock) error {
-	// The listing and the measuring are slow on a big folder: without the
-	// lock. Dates are left for later (one stat per message would double
-	// the cost of opening a big folder).
-	files, st, _, err := b.readFolder(true)
-	if err != nil {
-		if isNotExist(err) {
-			b.vanish()
-			return ErrNotFound
-		}
-		return wrapErr("list "+b.name, err)
-	}
-	var unsized []found
-	for base, f := range files {
-		if _, ok := baseSize(base, 'W'); !ok {
-			unsized = append(unsized, f)
-		}
-	}
-	sizes := b.measure(unsized, false)
-
+	// The folder is listed under the lock: a listing taken without it can
+	// miss what another process adds meanwhile, and with coarse file-system
+	// clocks the directory's stamp need not show it. Reading files to learn
+	// their sizes is slow on a big Postfix-fed folder, so that is done
+	// without the lock, and the listing taken again after. Dates are left
+	// for later: one stat per message would double the cost of opening a
+	// big folder.
+	sizes := map[string]measured{}
 	lock := held
-	if lock == nil {
-		lock, err = acquireDotlock(ctx, filepath.Join(b.path, uidlistName+".lock"), b.s.opts.LockTimeout, b.s.opts.FileMode)
-		if err != nil {
-			return err
-		}
-		defer lock.release()
-		// Someone may have written a log while we waited.
-		if head, ok, err := b.readUidlistHead(); err == nil && ok {
-			if nb, err := b.readLog(head.uidValidity); err == nil {
-				b.adoptIndex(nb)
-				return nil
+	var files map[string]found
+	var st stamps
+	var ul *uidlist
+	nb := b.fresh()
+	for attempt := 0; ; attempt++ {
+		var err error
+		if lock == nil {
+			lock, err = acquireDotlock(ctx, filepath.Join(b.path, uidlistName+".lock"), b.s.opts.LockTimeout, b.s.opts.FileMode)
+			if err != nil {
+				return err
+			}
+			// Someone may have written a log while we waited.
+			if head, ok, err := b.readUidlistHead(); err == nil && ok {
+				if lb, err := b.readLog(head.uidValidity); err == nil {
+					lock.release()
+					b.adoptIndex(lb)
+					return nil
+				}
 			}
 		}
-	}
-	if cur, new, err := b.dirStats(); err != nil || cur.hash() != st.cur || new.hash() != st.new {
-		// Changed since we listed: list again, under the lock now.
-		if files, st, _, err = b.readFolder(true); err != nil {
+		files, st, _, err = b.readFolder(true)
+		if err == nil {
+			ul, err = nb.readUidlistAll()
+		}
+		if err != nil {
+			if lock != held {
+				lock.release()
+			}
+			if isNotExist(err) {
+				b.vanish()
+				return ErrNotFound
+			}
 			return wrapErr("list "+b.name, err)
 		}
+		unsized := unsizedFiles(files, ul, sizes)
+		if len(unsized) == 0 || lock == held || attempt >= 2 {
+			for k, v := range b.measure(unsized, false) {
+				sizes[k] = v
+			}
+			break
+		}
+		lock.release()
+		lock = nil
+		for k, v := range b.measure(unsized, false) {
+			sizes[k] = v
+		}
+	}
+	if lock != held {
+		defer lock.release()
 	}
 
-	nb := b.fresh()
 	nb.seen = stamps{cur: st.cur, new: st.new}
 	t := &txn{b: nb, ctx: ctx, lock: lock, ref: nb.seen}
-	ul, err := nb.readUidlistAll()
-	if err != nil {
-		return err
-	}
 	if ul == nil {
 		v, err := b.s.allocUIDValidity(b.root)
 		if err != nil {
@@ -190,4 +204,31 @@ func (b *box) rebuild(ctx context.Context, held *dotlock) error {
 	}
 	b.adoptIndex(nb)
 	return nil
+}
+
+// unsizedFiles lists the files whose size neither their name, their
+// uidlist line nor an earlier measuring gives.
+func unsizedFiles(files map[string]found, ul *uidlist, known map[string]measured) []found {
+	var lineW map[string]bool
+	var out []found
+	for base, f := range files {
+		if _, ok := baseSize(base, 'W'); ok {
+			continue
+		}
+		if _, ok := known[base]; ok {
+			continue
+		}
+		if lineW == nil && ul != nil {
+			lineW = make(map[string]bool)
+			for _, e := range ul.entries {
+				if _, ok := extField(e.ext, 'W'); ok {
+					lineW[e.base] = true
+				}
+			}
+		}
+		if !lineW[base] {
+			out = append(out, f)
+		}
+	}
+	return out
 }

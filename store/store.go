@@ -170,6 +170,12 @@ type Store struct {
 	// bg counts background syncs in flight; Close waits for them.
 	bg sync.WaitGroup
 
+	// hooks let tests of this package step in between the steps of an
+	// operation, to make races happen on purpose.
+	hooks struct {
+		beforeStage func()
+	}
+
 	mu     sync.Mutex
 	boxes  map[string]*box // by absolute Maildir folder path
 	closed bool

@@ -193,6 +193,20 @@ func (t *txn) commit() error {
 	c.time = time.Now().UnixNano()
 	rec := c.marshal()
 	werr := b.appendLog(rec)
+	if errors.Is(werr, errLogGone) {
+		// Deleted since we caught up under this lock: the index is the
+		// whole story, so a snapshot of it after this commit is a
+		// correct new log.
+		if err := b.apply(c, t.origin); err != nil {
+			b.invalidateIndex()
+			return nil
+		}
+		t.runApplied()
+		if err := b.writeLog(); err != nil {
+			b.s.log.Error("store: cannot write letterbox-log", "mailbox", b.name, "err", err)
+		}
+		return nil
+	}
 	if werr != nil {
 		// The changes are on disk already; keep the index in step with
 		// them, but leave the stamps as they were, so this process and
