@@ -1,6 +1,9 @@
 package mailsort
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // AddrMailboxKey returns the SORT key of an address field (From, To, Cc):
 // the [IMAP] addr-mailbox of its first address (RFC 5256 §3), as an
@@ -40,9 +43,12 @@ type address struct {
 // leniently: obsolete syntax (§4.4: routes, CFWS around dots, empty list
 // members), groups, comments, unterminated quotes and brackets, and a
 // name written without angle brackets before an addr-spec. A member that
-// cannot be read as an address (several words, no "@", no "<") yields
-// the zero address.
+// cannot be read as an address (several words but no "@" or "<", or no
+// word at all) yields the zero address.
 func firstAddress(raw string) address {
+	if !utf8.ValidString(raw) {
+		raw = latin1ish(raw) // as decodeText does: keys are UTF-8
+	}
 	toks := tokenize(raw)
 	// Skip the empty members obs-addr-list allows (", , a@b").
 	for len(toks) > 0 && toks[0].kind == tokSpecial && toks[0].text == "," {
@@ -101,6 +107,9 @@ func firstAddress(raw string) address {
 		return address{}
 	}
 	a := addrSpec(seg[start:])
+	if a.mailbox == "" && a.host == "" {
+		return address{} // nothing but comments or specials
+	}
 	a.name = phrase(seg[:start])
 	if a.name == "" {
 		a.name = firstComment(seg)

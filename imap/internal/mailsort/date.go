@@ -21,7 +21,7 @@ import (
 // often wrong to trust).
 func SentDate(raw string) (t time.Time, ok bool) {
 	fields := strings.Fields(strings.ReplaceAll(tightenColons(stripComments(raw)), ",", " "))
-	if len(fields) > 0 && len(fields) <= 2 && strings.Count(fields[0], "-") == 2 {
+	if len(fields) > 0 && len(fields) <= 3 && isoPrefix(fields[0]) {
 		return isoDate(fields)
 	}
 	var month, zone int
@@ -76,11 +76,12 @@ func makeDate(year, month, day, h, m, s, zone int) (time.Time, bool) {
 	if year < 1 || year > 9999 || month < 1 || month > 12 || day < 1 || day > 31 {
 		return time.Time{}, false
 	}
-	t := time.Date(year, time.Month(month), day, h, m, s, 0, time.UTC)
+	t := time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC)
 	if t.Day() != day {
 		return time.Time{}, false
 	}
-	return t.Add(-time.Duration(zone) * time.Second), true
+	clock := time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second
+	return t.Add(clock - time.Duration(zone)*time.Second), true
 }
 
 // parseClock reads hh:mm[:ss]; anything invalid is midnight (RFC 5256
@@ -100,12 +101,17 @@ func parseClock(f string) (h, m, s int) {
 	return h, m, s
 }
 
+func isoPrefix(f string) bool {
+	d, _, _ := strings.Cut(f, "T")
+	return strings.Count(d, "-") == 2
+}
+
 // isoDate reads "2006-01-02", "2006-01-02T15:04:05" and the same with a
-// space instead of "T", with an optional zone.
+// space instead of "T", with an optional zone, separated by a space or not.
 func isoDate(fields []string) (time.Time, bool) {
 	date, rest, _ := strings.Cut(fields[0], "T")
-	if len(fields) == 2 {
-		rest = fields[1]
+	if len(fields) > 1 {
+		rest = strings.Join(fields[1:], "")
 	}
 	ymd := strings.Split(date, "-")
 	if len(ymd) != 3 || !isDigits(ymd[0]) || !isDigits(ymd[1]) || !isDigits(ymd[2]) {

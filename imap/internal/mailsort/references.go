@@ -43,11 +43,19 @@ func linkReferences(keys []Keys) *links {
 		}
 	}
 	for i := range keys {
-		refs := keys[i].References
+		m := int32(i)
 		parent := int32(none)
-		for j, ref := range refs {
+		for _, ref := range keys[i].References {
 			node := l.node(ref)
-			if j > 0 {
+			if node == m {
+				// A message listing its own ID (some MUAs do) says
+				// nothing about its ancestry. Read literally, 1.B
+				// would drop the parent the earlier references gave
+				// and then refuse the self-loop, leaving a reply
+				// outside its thread; skipping the ID keeps it in.
+				continue
+			}
+			if parent != none {
 				// Step 1.A: link adjacent references, keeping any
 				// parent a node already has (References may have
 				// been truncated) and refusing loops.
@@ -61,7 +69,6 @@ func linkReferences(keys []Keys) *links {
 		// any parent step 1.A gave it; no references, no parent. As in
 		// Dovecot, a conflicting parent is dropped even if the new link
 		// is then refused as a loop.
-		m := int32(i)
 		if l.parent[m] != parent {
 			if l.parent[m] != none {
 				l.unlink(m)
