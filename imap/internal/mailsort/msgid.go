@@ -77,7 +77,9 @@ func msgID(s string) (id string, n int, ok bool) {
 			i += m
 		case c == '\\' && i+1 < len(s):
 			i++
-			b.WriteByte(s[i])
+			if !isSpace(s[i]) {
+				b.WriteByte(s[i])
+			}
 		case isSpace(c):
 		case c == '@' && at < 0:
 			at = b.Len()

@@ -83,6 +83,9 @@ func quoted(s string, end byte) (text string, n int) {
 			if i+1 < len(s) {
 				i++
 			}
+			if s[i] == '\r' || s[i] == '\n' {
+				continue // a quoted-pair cannot quote folding
+			}
 		case end:
 			return string(b), i + 1
 		case '\r', '\n':
