@@ -4,6 +4,7 @@ package mailsort
 // base subject (compared by Compare) are gathered into one thread. It
 // returns the new root set; its order does not matter, step 6 sorts it.
 func mergeSubjects(keys []Keys, roots []*Thread) []*Thread {
+	folded := foldAll(keys, func(k *Keys) string { return k.Subject })
 	subject := func(t *Thread) string {
 		// 5.B.i: a dummy's thread subject is its first child's.
 		m := t
@@ -13,7 +14,7 @@ func mergeSubjects(keys []Keys, roots []*Thread) []*Thread {
 		if m.Msg < 0 {
 			return ""
 		}
-		return foldKey(keys[m.Msg].Subject)
+		return folded[m.Msg]
 	}
 	reply := func(t *Thread) bool { return t.Msg >= 0 && keys[t.Msg].ReplyOrFwd }
 

@@ -7,12 +7,12 @@ import "slices"
 // pruning (3), sorting the roots (4), merging threads by base subject (5)
 // and sorting all siblings (6). Keys must be in mailbox order.
 func ThreadReferences(keys []Keys) []*Thread {
-	l := linkReferences(keys)
-	roots := l.tree()
+	dates := sentDates(keys)
+	roots := linkReferences(keys).tree()
 	roots = prune(roots, true)         // step 3
-	sortSiblings(keys, roots, false)   // step 4
+	sortSiblings(dates, roots, false)  // step 4
 	roots = mergeSubjects(keys, roots) // step 5
-	sortSiblings(keys, roots, true)    // step 6
+	sortSiblings(dates, roots, true)   // step 6
 	return roots
 }
 
@@ -146,6 +146,7 @@ func (l *links) unlink(c int32) {
 // steps 4 and 6 sort every set of siblings into a total order.
 func (l *links) tree() []*Thread {
 	nodes := make([]Thread, len(l.parent))
+	kids := make([]*Thread, 0, len(l.parent))
 	var roots []*Thread
 	for i := range nodes {
 		t := &nodes[i]
@@ -153,8 +154,15 @@ func (l *links) tree() []*Thread {
 		if i >= l.msgs {
 			t.Msg = none
 		}
+		// All child lists share one array; the full slice expression
+		// caps each, so that a later append copies instead of
+		// overwriting the next list.
+		start := len(kids)
 		for c := l.first[i]; c != none; c = l.next[c] {
-			t.Children = append(t.Children, &nodes[c])
+			kids = append(kids, &nodes[c])
+		}
+		if len(kids) > start {
+			t.Children = kids[start:len(kids):len(kids)]
 		}
 		if l.parent[i] == none {
 			roots = append(roots, t)
@@ -167,20 +175,24 @@ func (l *links) tree() []*Thread {
 // gives way to them, except that several children do not become roots
 // that way. Working bottom-up, promoted children are already pruned.
 func prune(kids []*Thread, top bool) []*Thread {
-	out := make([]*Thread, 0, len(kids))
-	for _, c := range kids {
+	var out []*Thread // nil until a dummy changes the list
+	for i, c := range kids {
 		if len(c.Children) > 0 {
 			c.Children = prune(c.Children, false)
 		}
-		switch {
-		case c.Msg >= 0:
-			out = append(out, c)
-		case len(c.Children) == 0:
-		case !top || len(c.Children) == 1:
-			out = append(out, c.Children...)
-		default:
-			out = append(out, c)
+		if c.Msg >= 0 || (top && len(c.Children) > 1) {
+			if out != nil {
+				out = append(out, c)
+			}
+			continue
 		}
+		if out == nil {
+			out = append(make([]*Thread, 0, len(kids)+len(c.Children)), kids[:i]...)
+		}
+		out = append(out, c.Children...) // none for a childless dummy
+	}
+	if out == nil {
+		return kids
 	}
 	return out
 }
@@ -189,15 +201,17 @@ func prune(kids []*Thread, top bool) []*Thread {
 // ties), a dummy by its first child once that child's siblings are sorted.
 // Step 4 sorts the roots and the children of dummies (deep is false);
 // step 6 every set of siblings, the deepest first (deep is true).
-func sortSiblings(keys []Keys, kids []*Thread, deep bool) {
+func sortSiblings(dates []int64, kids []*Thread, deep bool) {
 	for _, c := range kids {
 		if deep || c.Msg < 0 {
-			sortSiblings(keys, c.Children, deep)
+			sortSiblings(dates, c.Children, deep)
 		}
 	}
-	slices.SortFunc(kids, func(a, b *Thread) int {
-		return dateCmp(keys, sortMsg(a), sortMsg(b))
-	})
+	if len(kids) > 1 {
+		slices.SortFunc(kids, func(a, b *Thread) int {
+			return dateCmp(dates, sortMsg(a), sortMsg(b))
+		})
+	}
 }
 
 // sortMsg is the message a node sorts as: itself, or a dummy's first

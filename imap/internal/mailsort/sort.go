@@ -131,9 +131,6 @@ func makeColumn(keys []Keys, c Criterion) (column, bool) {
 	default:
 		return col, false
 	}
-	col.strs = make([]string, len(keys))
-	for i := range keys {
-		col.strs[i] = foldKey(str(&keys[i]))
-	}
+	col.strs = foldAll(keys, str)
 	return col, true
 }

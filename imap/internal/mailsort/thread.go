@@ -20,10 +20,8 @@ type Thread struct {
 // the others its children by sent date; threads ordered by the sent date
 // of their root. Sequence order breaks ties throughout.
 func ThreadOrderedSubject(keys []Keys) []*Thread {
-	subj := make([]string, len(keys))
-	for i := range keys {
-		subj[i] = foldKey(keys[i].Subject)
-	}
+	subj := foldAll(keys, func(k *Keys) string { return k.Subject })
+	dates := sentDates(keys)
 	order := make([]int, len(keys))
 	for i := range order {
 		order[i] = i
@@ -32,27 +30,49 @@ func ThreadOrderedSubject(keys []Keys) []*Thread {
 		if r := cmp.Compare(subj[a], subj[b]); r != 0 {
 			return r
 		}
-		return dateCmp(keys, a, b)
+		return dateCmp(dates, a, b)
 	})
+	// Runs of one subject become threads; the children of all threads
+	// share one array.
 	nodes := make([]Thread, len(keys))
+	kids := make([]*Thread, len(keys))
 	var roots []*Thread
-	for i, m := range order {
-		nodes[m].Msg = m
-		if i > 0 && subj[m] == subj[order[i-1]] {
-			root := roots[len(roots)-1]
-			root.Children = append(root.Children, &nodes[m])
-			continue
+	for i := 0; i < len(order); {
+		j := i + 1
+		for j < len(order) && subj[order[j]] == subj[order[i]] {
+			j++
 		}
-		roots = append(roots, &nodes[m])
+		for _, m := range order[i:j] {
+			nodes[m].Msg = m
+		}
+		root := &nodes[order[i]]
+		for n, m := range order[i+1 : j] {
+			kids[i+1+n] = &nodes[m]
+		}
+		if j > i+1 {
+			root.Children = kids[i+1 : j : j]
+		}
+		roots = append(roots, root)
+		i = j
 	}
-	slices.SortFunc(roots, func(a, b *Thread) int { return dateCmp(keys, a.Msg, b.Msg) })
+	slices.SortFunc(roots, func(a, b *Thread) int { return dateCmp(dates, a.Msg, b.Msg) })
 	return roots
+}
+
+// sentDates lists the sent date of every message (Keys.SentDate), so that
+// sorting reads a compact slice rather than the keys.
+func sentDates(keys []Keys) []int64 {
+	d := make([]int64, len(keys))
+	for i := range keys {
+		d[i] = keys[i].SentDate()
+	}
+	return d
 }
 
 // dateCmp orders two messages by sent date, then by sequence (RFC 5256
 // §2.2).
-func dateCmp(keys []Keys, a, b int) int {
-	if r := cmp.Compare(keys[a].SentDate(), keys[b].SentDate()); r != 0 {
+func dateCmp(dates []int64, a, b int) int {
+	if r := cmp.Compare(dates[a], dates[b]); r != 0 {
 		return r
 	}
 	return a - b
