@@ -76,6 +76,15 @@ const rfc5256OrderedSubject = "(166)(167)(168)(169)(172)(170)(171)(173)(174 (175
 // thread gets its own base subject, written with varying reply artefacts;
 // dates rise in the order the response lists the messages.
 func TestRFC5256ThreadOrderedSubject(t *testing.T) {
+	keys, nums := mailbox(rfc5256OrderedSubjectMailbox(t))
+	if got := render(ThreadOrderedSubject(keys), nums); got != rfc5256OrderedSubject {
+		t.Fatalf("THREAD ORDEREDSUBJECT =\n%s\nwant\n%s", got, rfc5256OrderedSubject)
+	}
+}
+
+// rfc5256OrderedSubjectMailbox returns the header lines of messages 166 to
+// 208 for TestRFC5256ThreadOrderedSubject.
+func rfc5256OrderedSubjectMailbox(t testing.TB) [][]string {
 	nums, err := parseThreadData(rfc5256OrderedSubject)
 	if err != nil {
 		t.Fatal(err)
@@ -89,18 +98,25 @@ func TestRFC5256ThreadOrderedSubject(t *testing.T) {
 		}
 	}
 	dressing := []string{"%s", "Re: %s", "[list] Re: %s", "Fwd: %s (fwd)", "RE: [fwd: %s]", "re[2]: %s"}
-	keys := make([]Keys, 208-166+1)
-	seq := make([]uint32, len(keys))
-	for i := range keys {
+	var msgs [][]string
+	for i := range 208 - 166 + 1 {
 		n := uint32(166 + i)
 		pos := slices.Index(nums, n)
 		subject := fmt.Sprintf(dressing[i%len(dressing)], fmt.Sprintf("Thread %d", threadOf[n]))
-		keys[i] = msg(0, "Subject: "+subject, "Date: "+time.Date(2000, 3, 5, 0, pos, 0, 0, time.UTC).Format(time.RFC1123Z))
-		seq[i] = n
+		msgs = append(msgs, []string{"Subject: " + subject, "Date: " + time.Date(2000, 3, 5, 0, pos, 0, 0, time.UTC).Format(time.RFC1123Z)})
 	}
-	if got := render(ThreadOrderedSubject(keys), seq); got != rfc5256OrderedSubject {
-		t.Fatalf("THREAD ORDEREDSUBJECT =\n%s\nwant\n%s", got, rfc5256OrderedSubject)
+	return msgs
+}
+
+// mailbox turns header lines into keys numbered from 166.
+func mailbox(msgs [][]string) ([]Keys, []uint32) {
+	keys := make([]Keys, len(msgs))
+	nums := make([]uint32, len(msgs))
+	for i, lines := range msgs {
+		keys[i] = msg(0, lines...)
+		nums[i] = uint32(166 + i)
 	}
+	return keys, nums
 }
 
 const rfc5256References = "(166)(167)(168)(169)(172)((170)(179))(171)(173)((174)(175)(176)(178)(181)(180))" +
@@ -115,6 +131,17 @@ const rfc5256References = "(166)(167)(168)(169)(172)((170)(179))(171)(173)((174)
 // merged (177...), a reply attached by subject alone (198), References
 // and In-Reply-To chains (205 206 207).
 func TestRFC5256ThreadReferences(t *testing.T) {
+	keys, nums := mailbox(rfc5256ReferencesMailbox(t))
+	threads := ThreadReferences(keys)
+	checkThreads(t, threads, len(keys))
+	if got := render(threads, nums); got != rfc5256References {
+		t.Fatalf("THREAD REFERENCES =\n%s\nwant\n%s", got, rfc5256References)
+	}
+}
+
+// rfc5256ReferencesMailbox returns the header lines of messages 166 to 208
+// for TestRFC5256ThreadReferences.
+func rfc5256ReferencesMailbox(t testing.TB) [][]string {
 	nums, err := parseThreadData(rfc5256References)
 	if err != nil {
 		t.Fatal(err)
@@ -153,10 +180,8 @@ func TestRFC5256ThreadReferences(t *testing.T) {
 		207: {"Subject: Re: Zeta", "References: " + id(205) + " " + id(206)},
 		205: {"Subject: Zeta"},
 	}
-	keys := make([]Keys, 208-166+1)
-	seq := make([]uint32, len(keys))
-	for i := range keys {
-		n := 166 + i
+	var msgs [][]string
+	for n := 166; n <= 208; n++ {
 		lines := fields[n]
 		if lines == nil {
 			lines = []string{fmt.Sprintf("Subject: Single %d", n)}
@@ -166,14 +191,9 @@ func TestRFC5256ThreadReferences(t *testing.T) {
 		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "Message-ID:") }) {
 			lines = append(lines, "Message-ID: "+id(n))
 		}
-		keys[i] = msg(0, lines...)
-		seq[i] = uint32(n)
+		msgs = append(msgs, lines)
 	}
-	threads := ThreadReferences(keys)
-	checkThreads(t, threads, len(keys))
-	if got := render(threads, seq); got != rfc5256References {
-		t.Fatalf("THREAD REFERENCES =\n%s\nwant\n%s", got, rfc5256References)
-	}
+	return msgs
 }
 
 // RFC 5256 §4, THREAD response examples: "(2)(3 6 (4 23)(44 7 96))",

@@ -82,6 +82,12 @@ func TestThreadReferencesEdgeCases(t *testing.T) {
 			refMsg(2, "References: <9@t> <1@t>"),
 			refMsg(1),
 		}, "(1 2)"},
+		{"1.B unlinks a message from among several siblings", []Keys{
+			refMsg(1, "References: <p@t> <3@t>"), // p -> 3 -> 1
+			refMsg(2, "References: <p@t> <4@t>"), // p -> 4 -> 2
+			refMsg(3),                            // 3 leaves p
+			refMsg(4, "References: <p@t>"),
+		}, "(3 1)(4 2)"},
 		{"own References beat another message's", []Keys{
 			refMsg(1),
 			refMsg(2),
