@@ -16,7 +16,8 @@ func AddrMailboxKey(raw string) string {
 
 // DisplayKey returns the DISPLAYFROM/DISPLAYTO sort value of an address
 // field (RFC 5957 §3) for its first address: the display name with
-// encoded-words decoded, if that is not empty; else addr-mailbox@addr-host;
+// encoded-words decoded and spaces trimmed and collapsed, if that is not
+// empty; else addr-mailbox@addr-host;
 // else addr-mailbox; else "". An address without a display name but with a
 // comment, "user@host (Real Name)", shows the comment as its name, as
 // ENVELOPE does.

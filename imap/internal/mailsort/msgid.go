@@ -30,9 +30,10 @@ func References(references, inReplyTo string) []string {
 // with the obsolete forms of §4.5.4), skipping anything between them that
 // is not one. A msg-id is valid if it has a non-empty left part, "@" and a
 // non-empty right part inside angle brackets. IDs are normalised the way
-// RFC 5256 §3 requires, so that <"a b"@x> and <a b@x> match: quoting,
-// quoted-pairs, comments and folding whitespace are removed and the
-// brackets dropped; a space inside quotes is kept, since it is part of the ID.
+// RFC 5256 §3 requires, so that <"01KF8JCEOCBS0045PS"@xxx.yyy.com> and
+// <01KF8JCEOCBS0045PS@xxx.yyy.com> match: quoting, quoted-pairs, comments
+// and folding whitespace are removed and the brackets dropped; a space
+// inside quotes is kept, since it is part of the ID.
 // Comparisons of the results are case-sensitive (RFC 5256 §3).
 func MessageIDs(raw string) []string {
 	return messageIDs(raw, -1)
