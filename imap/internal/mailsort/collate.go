@@ -7,9 +7,9 @@ package mailsort
 //
 // RFC 5256 §7 asks for i;unicode-casemap (RFC 5051) through I18NLEVEL=1,
 // which Dovecot implements; this package was specified with
-// i;ascii-casemap. The two differ only on the case of non-ASCII letters
-// ("é" and "É" are different here), and this file is all that would change
-// to switch.
+// i;ascii-casemap. The two differ only on non-ASCII text, which the
+// Unicode collation case-folds and decomposes ("é" and "É" are different
+// here), and this file is all that would change to switch.
 func Compare(a, b string) int {
 	n := min(len(a), len(b))
 	for i := 0; i < n; i++ {

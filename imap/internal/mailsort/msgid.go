@@ -60,7 +60,15 @@ func messageIDs(s string, max int) []string {
 // "<" before the closing ">" restarts the search there, so "<<a@b>" finds
 // a@b.
 func msgID(s string) (id string, n int, ok bool) {
+	// Most IDs need no normalising: copy them out in one piece (a copy,
+	// so that cached keys do not pin the whole header field).
+	if end := strings.IndexAny(s, "<>\"(\\ \t\r\n"); end >= 0 && s[end] == '>' {
+		v := s[:end]
+		at := strings.IndexByte(v, '@')
+		return strings.Clone(v), end + 1, at > 0 && at < len(v)-1
+	}
 	var b strings.Builder
+	b.Grow(len(s))
 	at := -1
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {

@@ -20,7 +20,7 @@ type token struct {
 // of the value, and a stray ")" or "]" is read as an atom. Quoted-pairs
 // are undone in quoted strings and comments.
 func tokenize(s string) []token {
-	var toks []token
+	toks := make([]token, 0, 16)
 	space := false
 	for i := 0; i < len(s); {
 		c := s[i]
