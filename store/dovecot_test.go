@@ -196,3 +196,66 @@ func TestWeReadWhatDovecotWrites(t *testing.T) {
 		t.Errorf("folder Dovecot made is not listed: %v", names(t, u))
 	}
 }
+
+// Dovecot and Letterbox on the same folder by turns, Letterbox's index
+// staying open throughout: every change Dovecot makes reaches our feed with
+// a MODSEQ above everything before, with Dovecot's UIDs, and Dovecot keeps
+// agreeing with us on every UID, flag and keyword.
+func TestDovecotAndUsTakeTurns(t *testing.T) {
+	dir := t.TempDir()
+	tmpl := storetest.UserMaildir(t, dir)
+	home := filepath.Join(dir, "fixture")
+	s, err := store.Open(store.Options{PathTemplate: tmpl, NoWatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, _ := s.User("fixture")
+	ctx := context.Background()
+	in := openBox(t, u, "INBOX")
+	mr := watch(t, in, "INBOX")
+	modseqOf := func(uid uint32) (ms, hms uint64) {
+		in.Read(ctx, func(v *store.View) {
+			hms = v.HighestModSeq()
+			if i := v.Seq(uid); i > 0 {
+				ms = v.At(i - 1).ModSeq
+			}
+		})
+		return
+	}
+	d := newDovecot(t, home)
+	chown := func() {
+		if os.Getuid() == 0 {
+			exec.Command("chown", "-R", "65534:65534", home).Run()
+		}
+	}
+	for round := 0; round < 3; round++ {
+		ms2, hms := modseqOf(2)
+		chown()
+		d.run("SELECT INBOX",
+			fmt.Sprintf("UID STORE 2 %sFLAGS (\\Flagged Round%d)", []string{"+", "-"}[round%2], round),
+			fmt.Sprintf("APPEND INBOX (\\Seen) {%d+}\r\nSubject: dovecot %d\r\n\r\n", len(fmt.Sprintf("Subject: dovecot %d\r\n\r\n", round)), round),
+		)
+		want := d.view("INBOX")
+		if got := ourView(t, u, "INBOX"); !slices.Equal(got, want) {
+			t.Fatalf("round %d: we see\n%s\nDovecot sees\n%s", round, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		ms2b, hmsb := modseqOf(2)
+		if ms2b <= ms2 || hmsb <= hms || ms2b > hmsb {
+			t.Errorf("round %d: after Dovecot's STORE UID 2 MODSEQ %d → %d, HIGHESTMODSEQ %d → %d", round, ms2, ms2b, hms, hmsb)
+		}
+		// Our turn: a flag and a message of ours, which Dovecot must see.
+		if _, err := in.SetFlags(ctx, []uint32{4}, store.FlagsAdd, store.FlagAnswered, []string{fmt.Sprintf("Ours%d", round)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.Append(ctx, strings.NewReader(fmt.Sprintf("Subject: ours %d\n\nx\n", round)), store.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		chown()
+		if got, want := d.view("INBOX"), ourView(t, u, "INBOX"); !slices.Equal(got, want) {
+			t.Fatalf("round %d: Dovecot sees\n%s\nwe see\n%s", round, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	mr.check(t, in)
+	checkUidlist(t, filepath.Join(home, "Maildir"))
+}

@@ -21,6 +21,21 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return syncDir(filepath.Dir(path))
 }
 
+// replaceFile replaces path with data, atomically but without fsync: for
+// files that can be rebuilt, where a torn file is detected on reading.
+func replaceFile(path string, data []byte, mode os.FileMode) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp"+randomSuffix())
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
 // syncDir makes a rename or link in dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -255,11 +255,14 @@ func (b *box) appendLog(rec []byte) error {
 func (b *box) writeLog() error {
 	b.pruneExpunged()
 	h := logHeader{uidValidity: b.uidValidity, id: randomID(), baseModSeq: b.highestModSeq}
-	snap := b.snapshot()
-	data := append(h.marshal(), snap...)
+	data := b.snapshot(h.marshal())
+	snap := data[logHeaderSize:]
 	// Whatever happens next, the log we followed is no more.
 	b.logIno, b.logID = 0, 0
-	if err := writeFileAtomic(b.logPath(), data, b.s.opts.FileMode); err != nil {
+	// Not fsynced: a log cut short by a crash fails its CRC and is
+	// rebuilt, and MODSEQs stay above what was handed out before (see
+	// nextModSeq).
+	if err := replaceFile(b.logPath(), data, b.s.opts.FileMode); err != nil {
 		return noSpace(err)
 	}
 	id, err := statID(b.logPath())
@@ -271,7 +274,8 @@ func (b *box) writeLog() error {
 	return nil
 }
 
-func (b *box) snapshot() []byte {
+// snapshot appends a snapshot record of the index to buf.
+func (b *box) snapshot(buf []byte) []byte {
 	s := snapshot{
 		modseq: b.highestModSeq, time: time.Now().UnixNano(), nextUID: b.nextUID,
 		firstRecent: b.firstRecent, stamps: b.seen, horizon: b.horizon,
@@ -282,7 +286,10 @@ func (b *box) snapshot() []byte {
 		e := &b.msgs[i]
 		s.msgs[i] = snapMsg{uid: e.uid, modseq: e.modseq, size: e.size, date: e.mtime, name: e.logName(), ext: e.ext}
 	}
-	return s.marshal()
+	if cap(buf)-len(buf) < len(b.msgs)*64+256 {
+		buf = append(make([]byte, 0, len(buf)+len(b.msgs)*64+256), buf...)
+	}
+	return s.marshal(buf)
 }
 
 // pruneExpunged forgets expunges older than the retention, and the oldest

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
+	"unsafe"
 )
 
 // The change log, letterbox-log, one per folder beside dovecot-uidlist.
@@ -146,8 +147,11 @@ type snapshot struct {
 	expunged    []expRange
 }
 
-// enc appends to a byte slice.
-type enc struct{ b []byte }
+// enc appends a record to a byte slice.
+type enc struct {
+	b     []byte
+	start int // where the record starts in b
+}
 
 func (e *enc) u8(v uint8)      { e.b = append(e.b, v) }
 func (e *enc) u32(v uint32)    { e.b = binary.LittleEndian.AppendUint32(e.b, v) }
@@ -157,16 +161,26 @@ func (e *enc) sv(v int64)      { e.b = binary.AppendVarint(e.b, v) }
 func (e *enc) str(s string)    { e.uv(uint64(len(s))); e.b = append(e.b, s...) }
 func (e *enc) stamps(s stamps) { e.u64(s.cur); e.u64(s.new); e.u64(s.uidlist) }
 
-// record frames a body: length, CRC, body.
-func record(body []byte) []byte {
-	out := make([]byte, recHeaderSize, recHeaderSize+len(body))
-	binary.LittleEndian.PutUint32(out, uint32(len(body)))
-	binary.LittleEndian.PutUint32(out[4:], crc32.Checksum(body, crcTable))
-	return append(out, body...)
+// newRecord starts a record in buf: room for the length and CRC that
+// seal fills in once the body is written after them.
+func newRecord(buf []byte, capacity int) enc {
+	if buf == nil {
+		buf = make([]byte, 0, capacity)
+	}
+	start := len(buf)
+	return enc{b: append(buf, make([]byte, recHeaderSize)...), start: start}
+}
+
+// seal writes the record's length and CRC and returns the buffer.
+func (e *enc) seal() []byte {
+	body := e.b[e.start+recHeaderSize:]
+	binary.LittleEndian.PutUint32(e.b[e.start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(e.b[e.start+4:], crc32.Checksum(body, crcTable))
+	return e.b
 }
 
 func (c *commit) marshal() []byte {
-	e := enc{b: make([]byte, 0, 96+len(c.ops)*48)}
+	e := newRecord(nil, 96+len(c.ops)*48)
 	e.u8(recCommit)
 	e.u64(c.modseq)
 	e.u64(uint64(c.time))
@@ -194,11 +208,12 @@ func (c *commit) marshal() []byte {
 			e.str(op.name)
 		}
 	}
-	return record(e.b)
+	return e.seal()
 }
 
-func (s *snapshot) marshal() []byte {
-	e := enc{b: make([]byte, 0, 128+len(s.msgs)*80)}
+// marshal appends the snapshot record to buf.
+func (s *snapshot) marshal(buf []byte) []byte {
+	e := newRecord(buf, 0)
 	e.u8(recSnapshot)
 	e.u64(s.modseq)
 	e.u64(uint64(s.time))
@@ -226,7 +241,7 @@ func (s *snapshot) marshal() []byte {
 		e.uv(uint64(r.last - r.first))
 		e.uv(r.modseq)
 	}
-	return record(e.b)
+	return e.seal()
 }
 
 // dec reads a body; the first error sticks and every later read returns
@@ -241,6 +256,15 @@ type dec struct {
 }
 
 func newDec(b []byte) *dec { return &dec{b: b, s: string(b)} }
+
+// newDecShared decodes b, whose bytes the caller never changes again:
+// names are then substrings of b itself, without a copy of it.
+func newDecShared(b []byte) *dec {
+	if len(b) == 0 {
+		return newDec(b)
+	}
+	return &dec{b: b, s: unsafe.String(&b[0], len(b))}
+}
 
 func (d *dec) fail() { d.err = errBadLog }
 
@@ -376,8 +400,10 @@ func decodeCommit(body []byte) (*commit, error) {
 	return c, nil
 }
 
+// decodeSnapshot decodes a snapshot record. body must not change after:
+// the names point into it.
 func decodeSnapshot(body []byte) (*snapshot, error) {
-	d := newDec(body)
+	d := newDecShared(body)
 	if d.u8() != recSnapshot {
 		return nil, errBadLog
 	}

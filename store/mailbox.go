@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"sort"
@@ -96,6 +97,10 @@ type box struct {
 
 	watchers  []watcherFunc
 	nextWatch int
+
+	// cache is the folder's letterbox-cache; it has its own lock, taken
+	// before b.mu when both are needed, never after.
+	cache *cache
 }
 
 type watcherFunc struct {
@@ -280,11 +285,20 @@ func (m *Mailbox) InternalDate(uid uint32) (time.Time, error) {
 	if e.mtime != 0 {
 		return time.Unix(0, e.mtime), nil
 	}
-	fi, err := b.statMessage(context.Background(), uid)
-	if err != nil {
-		return time.Time{}, err
+	var t time.Time
+	if v, ok := m.Cached(uid, cacheDate); ok {
+		if ns, n := binary.Varint(v); n > 0 {
+			t = time.Unix(0, ns)
+		}
 	}
-	t := fi.ModTime()
+	if t.IsZero() {
+		fi, err := b.statMessage(context.Background(), uid)
+		if err != nil {
+			return time.Time{}, err
+		}
+		t = fi.ModTime()
+		m.Cache(uid, CacheItem{Key: cacheDate, Value: binary.AppendVarint(nil, t.UnixNano())})
+	}
 	b.mu.Lock()
 	if i := b.find(uid); i >= 0 {
 		b.msgs[i].mtime = t.UnixNano()

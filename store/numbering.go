@@ -58,10 +58,12 @@ func (b *box) readUidlistAll() (*uidlist, error) {
 	if err != nil {
 		return nil, wrapErr("read uidlist", err)
 	}
-	data, err := io.ReadAll(f)
-	if err != nil {
+	data := make([]byte, fi.Size())
+	n, err := io.ReadFull(f, data)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, wrapErr("read uidlist", err)
 	}
+	data = data[:n]
 	// A last line without its newline is being written (or was cut by a
 	// crash): not ours to read yet.
 	complete := data[:bytes.LastIndexByte(data, '\n')+1]

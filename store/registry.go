@@ -23,6 +23,7 @@ func (s *Store) openBox(ctx context.Context, root, name, path string) (*Mailbox,
 	b, ok := s.boxes[path]
 	if !ok {
 		b = &box{s: s, name: name, root: root, path: path, kwCache: make(map[uint32][]string)}
+		b.cache = newCache(b)
 		s.boxes[path] = b
 		if s.watcher != nil {
 			s.watcher.add(b)
@@ -73,6 +74,12 @@ func (s *Store) dropLocked(b *box) {
 	if s.boxes[b.path] == b {
 		delete(s.boxes, b.path)
 	}
+	// Write what waits, not under s.mu.
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		b.cache.close()
+	}()
 	if s.watcher != nil {
 		s.watcher.remove(b)
 	}
@@ -95,6 +102,7 @@ func (s *Store) forget(path string) {
 		b.mu.Lock()
 		b.vanish()
 		b.mu.Unlock()
+		b.cache.close()
 	}
 }
 

@@ -256,8 +256,15 @@ func (s *Store) Close() error {
 	s.closed = true
 	w := s.watcher
 	s.watcher = nil
+	boxes := make([]*box, 0, len(s.boxes))
+	for _, b := range s.boxes {
+		boxes = append(boxes, b)
+	}
 	s.mu.Unlock()
 	s.poller.close()
+	for _, b := range boxes {
+		b.cache.close()
+	}
 	var err error
 	if w != nil {
 		err = w.close()

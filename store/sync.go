@@ -197,7 +197,9 @@ func (b *box) readFolder(full bool) (files map[string]found, st stamps, complete
 	}
 	files = make(map[string]found, 16)
 	if full {
-		files = make(map[string]found, len(b.msgs)+16)
+		// Sized for the folder: its index, or for one never indexed the
+		// directory's size (an entry takes some 40 to 100 bytes).
+		files = make(map[string]found, max(len(b.msgs), int(cur0.size/64))+16)
 	}
 	if err := readNames(filepath.Join(b.path, "new"), func(n string) {
 		base, _ := splitName(n)
