@@ -1,13 +1,62 @@
 // Package store keeps users' mail in Maildir++ folders, in the on-disk format
 // Dovecot and Courier use, so that an existing Dovecot Maildir keeps every UID,
-// UIDVALIDITY, keyword and subscription when Letterbox takes it over.
+// UIDVALIDITY, keyword and subscription when Letterbox takes it over, and
+// Dovecot can still read everything Letterbox writes.
 //
-// One Store per process holds a registry of open mailboxes: every session of
-// every protocol that opens the same folder shares one in-memory index and one
-// change feed, so a flag set, a message appended or a message expunged by one
-// session is seen by all others. Changes made by other processes (an MDA
-// renaming into new/, another server on the same files) are noticed through
-// inotify and a directory-mtime check before reads.
+// # Processes and hosts
+//
+// Any number of Letterbox processes, on any number of hosts sharing the
+// file system, can serve the same Maildirs at once, next to Dovecot, an MDA
+// or a person with mv. They agree because every change goes the same way:
+// under the folder's dotlock (dovecot-uidlist.lock, Dovecot's own), a
+// process first reads what others appended to the folder's change log,
+// then changes the files, then appends one commit record with a new
+// MODSEQ to the log. Every process applies the same records in the same
+// order to its in-memory index, so sequence numbers, flags, MODSEQs and the
+// change feed (what IDLE sessions are told) are the same everywhere.
+// Changes made outside the log (new files in new/, another program's
+// renames) are found by a listing of the folder when its directory stamps
+// differ from the ones the log last recorded, and are logged like any
+// other change, so the other processes learn them from the log too.
+// Processes notice the log growing by inotify on this host and by a stat
+// every Options.PollInterval for folders someone waits on (other hosts).
+//
+// # Files of ours, beside Dovecot's
+//
+//   - letterbox-log (logformat.go): a snapshot of the folder's index, then
+//     commit records. Compacted into a new snapshot when the records
+//     outweigh it (so at most about twice a snapshot, 56 bytes a message).
+//     Rebuildable: deleted or damaged, it is rebuilt from dovecot-uidlist
+//     and a listing; every message then gets one new MODSEQ, above all
+//     earlier ones (clients resync flags; UIDs and UIDVALIDITY are kept,
+//     nothing is downloaded again), and expunges from before are
+//     forgotten (QRESYNC reports every missing UID the client names).
+//   - letterbox-cache (cache.go): per message, the internal date and what
+//     protocol packages ask to keep (parsed structure, header fields, SORT
+//     keys). Shared by processes, compacted, deletable at any time.
+//   - letterbox-special-use and letterbox-pop3.lock at the Maildir root.
+//
+// MODSEQs are 63-bit, allocated as max(last + 1, now in microseconds): the
+// time floor keeps HIGHESTMODSEQ from going back when a log's tail is lost
+// in a crash or the log is rebuilt. Expunged UIDs are kept with their
+// MODSEQ for Options.ExpungeRetention (30 days) and at most 100,000 runs.
+//
+// # Durability
+//
+// A message is acknowledged only once its file, its directory entry and
+// its dovecot-uidlist line are fsynced: a UID given to a client survives a
+// crash of the machine. The log and the cache are not fsynced: what a lost
+// tail of the log described is found again on disk (the stamps before it
+// are still in the log), and MODSEQs stay above what was handed out
+// before. Flag changes are renames, not fsynced (as Dovecot does).
+//
+// # Locks
+//
+// Dotlocks are made as Dovecot makes them (a filled file hard-linked to the
+// lock's name, "<pid>:<host>" inside); one whose holder is a dead process
+// of this host is broken at once, one held elsewhere after 120 s
+// untouched. Nothing slow happens under the lock: files are measured and
+// read before it is taken.
 //
 // The store knows nothing of IMAP or POP3. Flags are Maildir info letters,
 // keywords are plain names, and mailbox names are UTF-8 with "/" between
