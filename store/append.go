@@ -120,8 +120,8 @@ func (b *box) commitFiles(ctx context.Context, ps []pending, origin any) ([]uint
 		return nil, err
 	}
 	var uids []uint32
+	defer removePending(ps) // whatever was not moved into cur/
 	err := b.transact(ctx, origin, func(t *txn) error {
-		defer removePending(ps) // whatever was not moved
 		kws := make([]uint32, len(ps))
 		for i, p := range ps {
 			kw, err := t.keywordBits(p.keywords, true)
@@ -132,6 +132,14 @@ func (b *box) commitFiles(ctx context.Context, ps []pending, origin any) ([]uint
 		}
 		if err := t.learnUidlistChanges(); err != nil {
 			return err
+		}
+		if len(b.orphans) > 0 {
+			// Someone numbered files we have not seen (Dovecot, or a
+			// process that could not write the log): take them in
+			// first, or ours would go below theirs.
+			if err := t.resync(); err != nil {
+				return err
+			}
 		}
 		lines := make([]uidEntry, len(ps))
 		for i, p := range ps {

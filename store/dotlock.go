@@ -178,6 +178,7 @@ func acquireDotlock(ctx context.Context, path string, timeout time.Duration, mod
 func createLock(path string, me lockOwner, mode os.FileMode) (*dotlock, error) {
 	tmp := path + ".tmp." + strconv.Itoa(me.pid) + "." + randomSuffix()
 	if err := os.WriteFile(tmp, []byte(me.String()+"\n"), mode); err != nil {
+		os.Remove(tmp)
 		return nil, err
 	}
 	err := os.Link(tmp, path)

@@ -11,11 +11,12 @@ import (
 )
 
 // writeFileAtomic replaces path with data: renameio writes a temp file
-// next to it, fsyncs it and renames it over path, so readers see the old
-// file or the new one, never a torn one; then the directory is fsynced so
-// the rename survives a crash too.
+// next to it (never in /tmp, which renameio would pick when it is on the
+// same file system), fsyncs it and renames it over path, so readers see
+// the old file or the new one, never a torn one; then the directory is
+// fsynced so the rename survives a crash too.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := renameio.WriteFile(path, data, mode, renameio.WithStaticPermissions(mode)); err != nil {
+	if err := renameio.WriteFile(path, data, mode, renameio.WithStaticPermissions(mode), renameio.WithTempDir(filepath.Dir(path))); err != nil {
 		return fmt.Errorf("store: write %s: %w", filepath.Base(path), err)
 	}
 	return syncDir(filepath.Dir(path))

@@ -216,6 +216,11 @@ func (e *entry) logName() string {
 // nextModSeq makes good, and the changes it described are found again on
 // disk because the stamps before them are still in the log.
 func (b *box) appendLog(rec []byte) error {
+	if h := b.s.hooks.logWrite; h != nil {
+		if err := h(); err != nil {
+			return err
+		}
+	}
 	f, err := os.OpenFile(b.logPath(), os.O_RDWR, 0)
 	if isNotExist(err) {
 		return errLogGone
@@ -271,6 +276,7 @@ func (b *box) writeLog() error {
 	}
 	b.logID, b.logIno, b.logOff, b.logStat, b.logSnap = h.id, id.ino, int64(len(data)), id, int64(len(snap))
 	b.logBad = false
+	b.noLogSince = time.Time{}
 	return nil
 }
 

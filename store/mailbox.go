@@ -79,6 +79,10 @@ type box struct {
 	logStat fileID // the log file when last read
 	logSnap int64  // size of its snapshot record, for compaction
 	logBad  bool   // a damaged record ends it: the next writer cuts it off
+	// noLogSince is when the log could last not be written (zero when it
+	// can): the folder is then followed by listing it, and rebuilding the
+	// log is tried again only now and then.
+	noLogSince time.Time
 
 	// seen are the stamps of cur/, new/ and the uidlist that the index
 	// matches; newRacy says new/ changed too recently to trust its mtime.

@@ -197,10 +197,7 @@ func (b *box) rebuild(ctx context.Context, held *dotlock) error {
 	nb.highestModSeq, nb.horizon = base, base
 	nb.loaded = true
 	if err := nb.writeLog(); err != nil {
-		// Without a log the folder still works in this process; the
-		// next sync tries again.
-		b.s.log.Error("store: cannot write letterbox-log", "mailbox", b.name, "err", err)
-		nb.logIno = 0
+		nb.logless(err)
 	}
 	b.adoptIndex(nb)
 	return nil

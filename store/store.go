@@ -223,6 +223,9 @@ type Store struct {
 	// operation, to make races happen on purpose.
 	hooks struct {
 		beforeStage func()
+		// logWrite, if set, is the result of the next log append
+		// (nil: write it).
+		logWrite func() error
 	}
 
 	mu     sync.Mutex

@@ -18,6 +18,10 @@ import (
 // numbered and written to the log under the lock, so the other processes
 // learn it from the log, not from listings of their own.
 
+// logRetry is how often a folder whose log could not be written tries to
+// write one again.
+const logRetry = 5 * time.Second
+
 // racyWindow: a directory changed this recently may change again within
 // the same tick of a coarse file-system clock without its stamp moving.
 const racyWindow = 2 * time.Second
@@ -124,6 +128,11 @@ func (b *box) load(ctx context.Context, lock *dotlock) error {
 // watchers if it was loaded), rebuilding the log if it is missing or
 // unusable.
 func (b *box) reload(ctx context.Context, lock *dotlock) error {
+	if b.loaded && !b.noLogSince.IsZero() && time.Since(b.noLogSince) < logRetry {
+		if _, err := os.Stat(b.logPath()); isNotExist(err) {
+			return nil // still none: the listing keeps the index right
+		}
+	}
 	head, ok, err := b.readUidlistHead()
 	if err != nil {
 		return err

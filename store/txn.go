@@ -65,13 +65,20 @@ func (t *txn) resync() error {
 		return wrapErr("list "+b.name, err)
 	}
 	d := b.diff(files, true)
-	if d.empty() {
-		return nil
+	if !d.empty() {
+		if err := t.logDiff(d, st, complete, true, nil); err != nil {
+			return err
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
 	}
-	if err := t.logDiff(d, st, complete, true, nil); err != nil {
-		return err
+	if complete {
+		// Lines left without a file are for messages gone or never
+		// stored (a writer that died between line and rename): dead.
+		b.orphans = nil
 	}
-	return t.flush()
+	return nil
 }
 
 const (
@@ -193,37 +200,44 @@ func (t *txn) commit() error {
 	c.time = time.Now().UnixNano()
 	rec := c.marshal()
 	werr := b.appendLog(rec)
-	if errors.Is(werr, errLogGone) {
-		// Deleted since we caught up under this lock: the index is the
-		// whole story, so a snapshot of it after this commit is a
-		// correct new log.
-		if err := b.apply(c, t.origin); err != nil {
-			b.invalidateIndex()
-			return nil
-		}
-		t.runApplied()
-		if err := b.writeLog(); err != nil {
-			b.s.log.Error("store: cannot write letterbox-log", "mailbox", b.name, "err", err)
-		}
-		return nil
-	}
-	if werr != nil {
-		// The changes are on disk already; keep the index in step with
-		// them, but leave the stamps as they were, so this process and
-		// every other one read the directories again and log what they
-		// find.
-		b.s.log.Error("store: cannot write letterbox-log", "mailbox", b.name, "err", werr)
-		c.after = c.before
-	}
 	if err := b.apply(c, t.origin); err != nil {
 		b.s.log.Error("store: own commit does not apply", "mailbox", b.name, "err", err)
 		b.invalidateIndex()
+		return nil
 	}
 	t.runApplied()
-	if werr == nil {
+	switch {
+	case werr == nil:
 		b.maybeCompact(t.lock)
+	case errors.Is(werr, errLogGone):
+		// Deleted since we caught up under this lock: the index is the
+		// whole story, so a snapshot of it is a correct new log.
+		if err := b.writeLog(); err != nil {
+			b.logless(err)
+		}
+	default:
+		// The changes are on disk but the log cannot say so (a full
+		// disk, most likely). A log that misses a change must not be
+		// followed: take it away, so that every process reads the
+		// directories instead, and write a new one from this index
+		// (removing the old one may have made room).
+		b.s.log.Error("store: cannot write letterbox-log, replacing it", "mailbox", b.name, "err", werr)
+		os.Remove(b.logPath())
+		if err := b.writeLog(); err != nil {
+			b.logless(err)
+		}
 	}
 	return nil
+}
+
+// logless puts the folder in the mode it is in while its log cannot be
+// written: the index is kept in step with the directories by listing them
+// (as before the log existed), and the log is written again as soon as
+// there is room (see reload).
+func (b *box) logless(err error) {
+	b.s.log.Error("store: no letterbox-log for now, reading the folder instead", "mailbox", b.name, "err", err)
+	b.logIno, b.logID, b.logOff, b.logStat = 0, 0, 0, fileID{}
+	b.noLogSince = time.Now()
 }
 
 func (t *txn) runApplied() {
