@@ -182,20 +182,7 @@ func baseName(name string) string {
 // duplicate uidlist lines, one file per live message, every file listed.
 func checkDisk(prob, notes *problems, e *expectation, root, folder string) {
 	dir := folderDir(root, folder)
-	_, lines, err := readUidlist(filepath.Join(dir, "dovecot-uidlist"))
-	if err != nil {
-		prob.add("dovecot-uidlist unreadable", "%s: %v", folder, err)
-	}
-	byUID, byBase := make(map[uint32]string), make(map[string]uint32)
-	for _, l := range lines {
-		if b, ok := byUID[l.uid]; ok {
-			prob.add("dovecot-uidlist: one UID on two lines", "%s UID %d: %s and %s", folder, l.uid, b, l.base)
-		}
-		if u, ok := byBase[l.base]; ok {
-			prob.add("dovecot-uidlist: one file on two lines", "%s %s: UIDs %d and %d", folder, l.base, u, l.uid)
-		}
-		byUID[l.uid], byBase[l.base] = l.base, l.uid
-	}
+	byBase := checkUidlist(prob, root, folder, "at the end")
 	files := make(map[string]int)
 	for _, sub := range []string{"cur", "new"} {
 		ents, err := os.ReadDir(filepath.Join(dir, sub))
@@ -230,6 +217,26 @@ func checkDisk(prob, notes *problems, e *expectation, root, folder string) {
 	}
 }
 
+// checkUidlist parses a folder's dovecot-uidlist, reports duplicate lines
+// (Dovecot calls such a file corrupt) and returns the UID of each base name.
+func checkUidlist(prob *problems, root, folder, when string) map[string]uint32 {
+	_, lines, err := readUidlist(filepath.Join(folderDir(root, folder), "dovecot-uidlist"))
+	if err != nil {
+		prob.add("dovecot-uidlist unreadable", "%s %s: %v", when, folder, err)
+	}
+	byUID, byBase := make(map[uint32]string), make(map[string]uint32)
+	for _, l := range lines {
+		if b, ok := byUID[l.uid]; ok {
+			prob.add("dovecot-uidlist: one UID on two lines", "%s %s UID %d: %s and %s", when, folder, l.uid, b, l.base)
+		}
+		if u, ok := byBase[l.base]; ok {
+			prob.add("dovecot-uidlist: one file on two lines", "%s %s %s: UIDs %d and %d", when, folder, l.base, u, l.uid)
+		}
+		byUID[l.uid], byBase[l.base] = l.base, l.uid
+	}
+	return byBase
+}
+
 // fileMessageID reads the Message-ID of a message file.
 func fileMessageID(path string) (string, error) {
 	f, err := os.Open(path)
@@ -253,7 +260,7 @@ func checkLogs(prob, notes *problems, instances []*instance) {
 			continue
 		}
 		if s.panics > 0 {
-			prob.add("server log mentions a panic, instance "+in.name, "%d lines", s.panics)
+			prob.add("server died of a panic, instance "+in.name, "%d times", s.panics)
 		}
 		if s.raw > 0 {
 			prob.add("server wrote lines that are not log lines, instance "+in.name, "%d lines, e.g. %q", s.raw, s.rawEx)

@@ -9,7 +9,7 @@ import (
 )
 
 // TestTwoInstances runs two "letterbox serve" processes on one mail tree
-// (on two mounts with LETTERBOX_CLUSTERTEST_ROOTS) under a concurrent
+// (on two mounts with CLUSTERTEST_ROOTS) under a concurrent
 // workload through both, then checks that they agree with each other, with
 // what was acknowledged and with the files on disk.
 func TestTwoInstances(t *testing.T) { runCluster(t, 2) }

@@ -65,21 +65,31 @@ func (p *problems) report(logf func(string, ...any)) {
 // for BYE and untagged BAD, which the client library does not surface.
 type session struct {
 	*imapclient.Client
-	conn    net.Conn
+	conn    *watchConn
 	inst    string
 	prob    *problems
 	closing atomic.Bool
 }
 
 func dialIMAP(in *instance, prob *problems, h *imapclient.UnilateralDataHandler) (*session, error) {
+	return dialIMAPUntil(in, prob, h, time.Time{})
+}
+
+// dialIMAPUntil is dialIMAP with a deadline (if not zero) for everything
+// the session does.
+func dialIMAPUntil(in *instance, prob *problems, h *imapclient.UnilateralDataHandler, deadline time.Time) (*session, error) {
 	addr, _ := in.addrs()
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	d := net.Dialer{Timeout: 10 * time.Second, Deadline: deadline}
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{conn: conn, inst: in.name, prob: prob}
-	wc := &watchConn{Conn: conn, onLine: s.serverLine}
-	s.Client = imapclient.New(wc, &imapclient.Options{UnilateralDataHandler: h})
+	s := &session{inst: in.name, prob: prob}
+	s.conn = &watchConn{Conn: conn, onLine: s.serverLine}
+	if !deadline.IsZero() {
+		s.conn.setHardDeadline(deadline)
+	}
+	s.Client = imapclient.New(s.conn, &imapclient.Options{UnilateralDataHandler: h})
 	if err := s.WaitGreeting(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("greeting: %w", err)
@@ -108,13 +118,39 @@ func (s *session) logout() {
 }
 
 // watchConn hands the start of every line the server sends to onLine.
-// Only the first bytes of a line are kept, so literals cost nothing.
+// Only the first bytes of a line are kept, so literals cost nothing. It
+// also holds a hard deadline that the client library's own deadlines cannot
+// extend.
 type watchConn struct {
 	net.Conn
 	onLine func([]byte)
 	line   []byte
 	full   bool
+
+	mu   sync.Mutex
+	hard time.Time
 }
+
+// setHardDeadline bounds every read and write from now on by t.
+func (w *watchConn) setHardDeadline(t time.Time) {
+	w.mu.Lock()
+	w.hard = t
+	w.mu.Unlock()
+	w.Conn.SetDeadline(t)
+}
+
+func (w *watchConn) clamp(t time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.hard.IsZero() && (t.IsZero() || t.After(w.hard)) {
+		return w.hard
+	}
+	return t
+}
+
+func (w *watchConn) SetDeadline(t time.Time) error      { return w.Conn.SetDeadline(w.clamp(t)) }
+func (w *watchConn) SetReadDeadline(t time.Time) error  { return w.Conn.SetReadDeadline(w.clamp(t)) }
+func (w *watchConn) SetWriteDeadline(t time.Time) error { return w.Conn.SetWriteDeadline(w.clamp(t)) }
 
 func (w *watchConn) Read(p []byte) (int, error) {
 	n, err := w.Conn.Read(p)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 // module.
 func letterboxBinary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("LETTERBOX_CLUSTERTEST_BIN"); p != "" {
+	if p := os.Getenv("CLUSTERTEST_BIN"); p != "" {
 		return p
 	}
 	buildOnce.Do(func() {
@@ -52,7 +53,7 @@ func letterboxBinary(t testing.TB) string {
 		}
 		binPath = filepath.Join(buildDir, "letterbox")
 		args := []string{"build", "-o", binPath}
-		if os.Getenv("LETTERBOX_CLUSTERTEST_RACE") == "1" {
+		if os.Getenv("CLUSTERTEST_RACE") == "1" {
 			args = append(args, "-race")
 		}
 		args = append(args, "github.com/letterbox-mail/letterbox/cmd/letterbox")
@@ -64,6 +65,12 @@ func letterboxBinary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// childEnv is the whole environment of the processes the tests start: the
+// test's own LETTERBOX_* variables would be read as configuration.
+func childEnv(home string) []string {
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
 }
 
 // instance is one "letterbox serve" process with its configuration. The
@@ -89,6 +96,7 @@ type logLine struct {
 	Proto string `json:"proto"`
 	Addr  string `json:"addr"`
 	Err   string `json:"err"`
+	Panic string `json:"panic"`
 }
 
 // start runs the server and waits until it logs "letterbox ready", reading
@@ -105,7 +113,7 @@ func (in *instance) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(in.bin, "serve", "--config", in.cfgPath)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Dir(in.cfgPath)}
+	cmd.Env = childEnv(filepath.Dir(in.cfgPath))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +226,7 @@ func (in *instance) addrs() (imapAddr, lmtpAddr string) {
 // deliver runs "letterbox deliver" with this instance's configuration.
 func (in *instance) deliver(user string, msg []byte) error {
 	cmd := exec.Command(in.bin, "deliver", "--config", in.cfgPath, user)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Dir(in.cfgPath)}
+	cmd.Env = childEnv(filepath.Dir(in.cfgPath))
 	cmd.Stdin = bytes.NewReader(msg)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -233,7 +241,7 @@ type logSummary struct {
 	byMsg  map[string]int // "ERROR store: ..." → count
 	raw    int            // lines that are not JSON
 	rawEx  []string
-	panics int
+	panics int // unrecovered panics
 }
 
 func summarizeLog(path string) (logSummary, error) {
@@ -250,11 +258,11 @@ func summarizeLog(path string) (logSummary, error) {
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.Contains(line, "panic") {
-			s.panics++
-		}
 		var l logLine
 		if json.Unmarshal([]byte(line), &l) != nil {
+			if strings.HasPrefix(line, "panic:") {
+				s.panics++ // not recovered: the process died
+			}
 			s.raw++
 			if len(s.rawEx) < 5 {
 				s.rawEx = append(s.rawEx, line)
@@ -266,25 +274,30 @@ func summarizeLog(path string) (logSummary, error) {
 			if l.Err != "" {
 				key += ": " + trimErr(l.Err)
 			}
+			if l.Panic != "" {
+				key += ": panic: " + trimErr(l.Panic)
+			}
 			s.byMsg[key]++
 		}
 	}
 	return s, sc.Err()
 }
 
-// trimErr keeps the part of an error text that names the problem, not the
-// file name or number in it, so that equal problems count together.
+// trimErr keeps the part of an error text that names the problem, without
+// file names and numbers, so that equal problems count together.
 func trimErr(e string) string {
-	for _, cut := range []string{" /", ": open ", " lock /"} {
-		if i := strings.Index(e, cut); i > 0 {
-			e = e[:i]
-		}
-	}
+	e = paths.ReplaceAllString(e, "PATH")
+	e = digits.ReplaceAllString(e, "N")
 	if len(e) > 120 {
 		e = e[:120]
 	}
 	return e
 }
+
+var (
+	paths  = regexp.MustCompile(`/[^ :"]+`)
+	digits = regexp.MustCompile(`[0-9]+`)
+)
 
 // tail returns the last n lines of a file, for failure messages.
 func tail(path string, n int) string {

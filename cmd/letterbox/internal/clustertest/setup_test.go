@@ -31,10 +31,10 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// scaled is n multiplied by LETTERBOX_CLUSTERTEST_SCALE, and divided by 4
+// scaled is n multiplied by CLUSTERTEST_SCALE, and divided by 4
 // (at least 1) with -short.
 func scaled(n int) int {
-	n *= envInt("LETTERBOX_CLUSTERTEST_SCALE", 1)
+	n *= envInt("CLUSTERTEST_SCALE", 1)
 	if testing.Short() {
 		n = max(1, n/4)
 	}
@@ -42,11 +42,11 @@ func scaled(n int) int {
 }
 
 // mailRoots returns one directory per instance under which the shared mail
-// tree lives: LETTERBOX_CLUSTERTEST_ROOTS (the same tree seen through
+// tree lives: CLUSTERTEST_ROOTS (the same tree seen through
 // several mounts), or one local temporary directory for all.
 func mailRoots(t *testing.T, n int) []string {
 	t.Helper()
-	env := os.Getenv("LETTERBOX_CLUSTERTEST_ROOTS")
+	env := os.Getenv("CLUSTERTEST_ROOTS")
 	if env == "" {
 		dir := t.TempDir()
 		roots := make([]string, n)
@@ -63,7 +63,7 @@ func mailRoots(t *testing.T, n int) []string {
 		t.Fatal(err)
 	}
 	name := filepath.Base(sub)
-	if os.Getenv("LETTERBOX_CLUSTERTEST_KEEP") != "1" {
+	if os.Getenv("CLUSTERTEST_KEEP") != "1" {
 		t.Cleanup(func() { os.RemoveAll(sub) })
 	}
 	roots := make([]string, n)
@@ -101,7 +101,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	bin := letterboxBinary(t)
 	dir := t.TempDir()
-	if os.Getenv("LETTERBOX_CLUSTERTEST_KEEP") == "1" {
+	if os.Getenv("CLUSTERTEST_KEEP") == "1" {
 		// t.TempDir is removed even on failure; keep a copy of the logs.
 		var err error
 		if dir, err = os.MkdirTemp("", "clustertest-"+sanitize(t.Name())+"-"); err != nil {
@@ -131,6 +131,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	}
 	// "user add" writes the users file and makes the Maildir.
 	cmd := exec.Command(bin, "user", "add", testUser, "--password-stdin", "--cost=4", "--config", c.instances[0].cfgPath)
+	cmd.Env = childEnv(dir)
 	cmd.Stdin = strings.NewReader(testPassword + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("letterbox user add: %v\n%s", err, out)
