@@ -89,8 +89,9 @@ func runCluster(t *testing.T, n int) {
 	for id := range e.live["INBOX"] {
 		want[id] = true
 	}
+	deadline := time.Now().Add(idleCatchUp)
 	for _, w := range watchers {
-		miss := w.waitFor(want, idleCatchUp)
+		miss := w.waitFor(want, time.Until(deadline))
 		sort.Strings(miss)
 		for _, id := range miss {
 			prob.add(w.label+" missed a message", "%s", id)

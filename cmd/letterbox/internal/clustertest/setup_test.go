@@ -31,14 +31,17 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// scaled is n multiplied by CLUSTERTEST_SCALE, and divided by 4
-// (at least 1) with -short.
+// scaled is n multiplied by CLUSTERTEST_SCALE (a factor such as 0.3 or
+// 5; default 1, CI-sized), and divided by 4 with -short; at least 1.
 func scaled(n int) int {
-	n *= envInt("CLUSTERTEST_SCALE", 1)
-	if testing.Short() {
-		n = max(1, n/4)
+	f, err := strconv.ParseFloat(os.Getenv("CLUSTERTEST_SCALE"), 64)
+	if err != nil || f <= 0 {
+		f = 1
 	}
-	return n
+	if testing.Short() {
+		f /= 4
+	}
+	return max(1, int(float64(n)*f))
 }
 
 // mailRoots returns one directory per instance under which the shared mail
