@@ -18,7 +18,7 @@ const (
 
 // cluster is a shared mail tree and the instances serving it.
 type cluster struct {
-	dir       string   // local: configurations, users file, logs
+	dir       string   // local: configurations, users file, logs (and mail)
 	mailRoots []string // per instance: the directory holding the mail tree
 	instances []*instance
 }
@@ -45,16 +45,15 @@ func scaled(n int) int {
 }
 
 // mailRoots returns one directory per instance under which the shared mail
-// tree lives: CLUSTERTEST_ROOTS (the same tree seen through
-// several mounts), or one local temporary directory for all.
-func mailRoots(t *testing.T, n int) []string {
+// tree lives: CLUSTERTEST_ROOTS (the same tree seen through several mounts),
+// or local for all.
+func mailRoots(t *testing.T, n int, local string) []string {
 	t.Helper()
 	env := os.Getenv("CLUSTERTEST_ROOTS")
 	if env == "" {
-		dir := t.TempDir()
 		roots := make([]string, n)
 		for i := range roots {
-			roots[i] = dir
+			roots[i] = local
 		}
 		return roots
 	}
@@ -118,7 +117,7 @@ func newCluster(t *testing.T, n int) *cluster {
 			}
 		})
 	}
-	c := &cluster{dir: dir, mailRoots: mailRoots(t, n)}
+	c := &cluster{dir: dir, mailRoots: mailRoots(t, n, dir)}
 	for i := range n {
 		name := string(rune('A' + i))
 		in := &instance{
