@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // TestTwoInstances runs two "letterbox serve" processes on one mail tree
@@ -26,7 +28,7 @@ const (
 	idleCatchUp = 15 * time.Second
 
 	workersPerInstance = 3
-	opsPerWorker       = 150
+	opsPerWorker       = 120
 )
 
 func runCluster(t *testing.T, n int) {
@@ -90,12 +92,10 @@ func runCluster(t *testing.T, n int) {
 		want[id] = true
 	}
 	deadline := time.Now().Add(idleCatchUp)
-	for _, w := range watchers {
-		miss := w.waitFor(want, time.Until(deadline))
-		sort.Strings(miss)
-		for _, id := range miss {
-			prob.add(w.label+" missed a message", "%s", id)
-		}
+	missed := make([][]string, len(watchers))
+	for i, w := range watchers {
+		missed[i] = w.waitFor(want, time.Until(deadline))
+		sort.Strings(missed[i])
 	}
 	for _, w := range watchers {
 		w.close()
@@ -107,13 +107,16 @@ func runCluster(t *testing.T, n int) {
 	var final []*snapshot
 	for _, f := range allFolders {
 		var snaps []*snapshot
-		for _, in := range c.instances {
+		for i, in := range c.instances {
 			sn, err := takeSnapshot(in, f, prob)
 			if err != nil {
 				prob.add("final snapshot failed on instance "+in.name, "%s: %v", f, err)
 				continue
 			}
 			snaps = append(snaps, sn)
+			if f == "INBOX" {
+				reportMissed(prob, watchers[i], missed[i], sn)
+			}
 		}
 		if len(snaps) > 0 {
 			checkSnapshots(prob, e, f, snaps)
@@ -139,5 +142,21 @@ func runCluster(t *testing.T, n int) {
 	prob.report(t.Errorf)
 	if t.Failed() {
 		t.Logf("server logs: %s", c.dir)
+	}
+}
+
+// reportMissed reports the messages an IDLE client never fetched, with the
+// UID they have now and the highest UID the client had seen: one below it
+// is one "UID FETCH last+1:*" can never return.
+func reportMissed(prob *problems, w *idleWatcher, missed []string, inbox *snapshot) {
+	uids := make(map[string]imap.UID)
+	for _, m := range inbox.msgs {
+		uids[m.id] = m.uid
+	}
+	w.mu.Lock()
+	last := w.last
+	w.mu.Unlock()
+	for _, id := range missed {
+		prob.add(w.label+" missed a message", "%s (UID %d now; the client's highest UID: %d)", id, uids[id], last)
 	}
 }

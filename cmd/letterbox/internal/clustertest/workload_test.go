@@ -231,7 +231,9 @@ func (w *worker) resolve() {
 	case 0:
 		// Not synced yet; try again later, and note it.
 		m.tries++
-		w.notes.add("delivered message not found yet by a SEARCH after its delivery, instance "+w.in.name, "%s", m.id)
+		// RFC 3501 lets a server announce a new message only with the
+		// response to the command that follows.
+		w.notes.add("delivered message not yet in the session's view at its next SEARCH, instance "+w.in.name, "%s", m.id)
 		if m.tries < 5 {
 			w.pending = append(w.pending[1:], m)
 			return
