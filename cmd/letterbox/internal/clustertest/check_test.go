@@ -251,6 +251,23 @@ func fileMessageID(path string) (string, error) {
 	return strings.Trim(strings.TrimSpace(h.Get("Message-Id")), "<>"), nil
 }
 
+// badWarnings are warnings a server logs when it has broken a promise of
+// issue 10: a UID below one already announced, a uidlist read half-written.
+var badWarnings = []string{
+	"uidlist gave an old UID to a new file",
+	"malformed dovecot-uidlist",
+	"unreadable dovecot-uidlist",
+}
+
+func badWarning(msg string) bool {
+	for _, w := range badWarnings {
+		if strings.Contains(msg, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkLogs turns what the servers logged into problems and notes.
 func checkLogs(prob, notes *problems, instances []*instance) {
 	for _, in := range instances {
@@ -268,7 +285,7 @@ func checkLogs(prob, notes *problems, instances []*instance) {
 		for msg, n := range s.byMsg {
 			kind := "server " + in.name + " logged " + msg
 			for range n {
-				if strings.HasPrefix(msg, "ERROR") {
+				if strings.HasPrefix(msg, "ERROR") || badWarning(msg) {
 					prob.add(kind, "see %s", in.logPath)
 				} else {
 					notes.add(kind, "see %s", in.logPath)

@@ -19,8 +19,7 @@ func TestTwoInstances(t *testing.T) { runCluster(t, 2) }
 // TestThreeInstances is TestTwoInstances with three processes.
 func TestThreeInstances(t *testing.T) { runCluster(t, 3) }
 
-// Workload size per instance, before scaling: IMAP workers and the
-// operations each does.
+// Workload size before scaling.
 const (
 	// idleCatchUp bounds how long an IDLE client may take to see the last
 	// changes once the workload is over: above the store's 10 s disk poll,
@@ -28,7 +27,9 @@ const (
 	idleCatchUp = 15 * time.Second
 
 	workersPerInstance = 3
-	opsPerWorker       = 120
+	// opsTotal is the operations of all workers together, whatever the
+	// number of instances, which keeps each test well under a minute.
+	opsTotal = 900
 )
 
 func runCluster(t *testing.T, n int) {
@@ -57,7 +58,7 @@ func runCluster(t *testing.T, n int) {
 		watchers = append(watchers, w)
 	}
 
-	ops := scaled(opsPerWorker)
+	ops := scaled(opsTotal / (n * workersPerInstance))
 	start := time.Now()
 	var workers []*worker
 	var wg sync.WaitGroup
