@@ -44,10 +44,13 @@ func TestKill9(t *testing.T) {
 	var firstOps []time.Duration
 	staleLocks := 0
 	for round := 1; round <= rounds+1; round++ {
+		t0 := time.Now()
 		in.start(t)
+		ready := time.Since(t0)
 		took, err := k.firstOp(in, prob, notes, bound, keepGoing)
 		firstOps = append(firstOps, took)
-		t.Logf("round %d: first SELECT+APPEND after the start took %v", round, took.Round(time.Millisecond))
+		t.Logf("round %d: ready %v after the start; then the first SELECT+APPEND took %v",
+			round, ready.Round(time.Millisecond), took.Round(time.Millisecond))
 		if err != nil {
 			prob.add("first SELECT+APPEND after a kill -9 did not succeed within "+bound.String(), "round %d: %v", round, err)
 			if !keepGoing {
@@ -73,7 +76,7 @@ func TestKill9(t *testing.T) {
 		}
 		wg.Go(func() { k.lmtpWriter(in, fmt.Sprintf("r%dl", round), stop) })
 		wg.Go(func() { k.deliverWriter(in, notes, fmt.Sprintf("r%dd", round), stop) })
-		time.Sleep(time.Duration(50+rng.IntN(1000)) * time.Millisecond)
+		time.Sleep(time.Duration(50+rng.IntN(750)) * time.Millisecond)
 		if err := in.crash(); err != nil {
 			t.Fatal(err)
 		}
