@@ -139,8 +139,8 @@ func runCluster(t *testing.T, n int) {
 	}
 	checkLogs(prob, notes, c.instances)
 
-	notes.report(t.Logf)
-	prob.report(t.Errorf)
+	notes.report(t.Logf, "note: ")
+	prob.report(t.Errorf, "FAIL: ")
 	if t.Failed() {
 		t.Logf("server logs: %s", c.dir)
 	}

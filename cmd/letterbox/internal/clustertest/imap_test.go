@@ -52,12 +52,13 @@ func (p *problems) total() int {
 	return n
 }
 
-// report makes each kind one test error (or log line, for notes).
-func (p *problems) report(logf func(string, ...any)) {
+// report makes each kind one test error (or log line, for notes), with
+// its count and a few examples.
+func (p *problems) report(logf func(string, ...any), prefix string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, k := range p.order {
-		logf("%s: %d (e.g. %s)", k, p.count[k], strings.Join(p.examples[k], "; "))
+		logf("%s%s: %d (e.g. %s)", prefix, k, p.count[k], strings.Join(p.examples[k], "; "))
 	}
 }
 

@@ -99,8 +99,8 @@ func TestKill9(t *testing.T) {
 	t.Logf("first SELECT+APPEND after a start: median %v, max %v", sorted[len(sorted)/2].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond))
 	checkModSeqs(t.Logf, prob, nil, history)
 	checkLogs(prob, notes, c.instances)
-	notes.report(t.Logf)
-	prob.report(t.Errorf)
+	notes.report(t.Logf, "note: ")
+	prob.report(t.Errorf, "FAIL: ")
 }
 
 // killModel is what the kill test knows of the messages its writers made.

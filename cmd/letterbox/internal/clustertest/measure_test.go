@@ -41,8 +41,8 @@ func TestMeasure(t *testing.T) {
 	throughput(t, []*instance{a, b}, 2, samples*20, prob)
 
 	c.stopAll(t)
-	notes.report(t.Logf)
-	prob.report(t.Errorf)
+	notes.report(t.Logf, "note: ")
+	prob.report(t.Errorf, "FAIL: ")
 }
 
 // visibility measures how long an APPEND and a flag change through a take
