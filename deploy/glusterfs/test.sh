@@ -123,8 +123,8 @@ for _ in $(seq 150); do
 	[[ -s $work/glusterd.pid ]] && g pool list >/dev/null 2>&1 && break
 	sleep 0.2
 done
-glusterd_pid=$(cat "$work/glusterd.pid")
-g pool list >/dev/null || {
+glusterd_pid=$(cat "$work/glusterd.pid" 2>/dev/null || true)
+[[ -n $glusterd_pid ]] && g pool list >/dev/null || {
 	echo "glusterd did not come up; its log:"
 	cat "$work/log/glusterd.log"
 	exit 1
