@@ -79,16 +79,45 @@ func visibility(t *testing.T, a, b *instance, samples int, prob, notes *problems
 
 	const bound = 60 * time.Second
 	rng := rand.New(rand.NewPCG(1, 2))
-	var appendSelect, appendIdle, flagSelect []time.Duration
-	for i := range samples {
-		time.Sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond)
-		id := fmt.Sprintf("vis-%d@clustertest.invalid", i)
+	pause := func() { time.Sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond) }
+	appendOnA := func(id string) imap.UID {
 		uid, err := appendMessage(sa.Client, "INBOX", message(id, 0), nil)
 		if err != nil {
 			t.Fatalf("APPEND on %s: %v", a.name, err)
 		}
+		return uid
+	}
+	var appendSelect, appendIdle, flagSelect []time.Duration
+
+	// The IDLE client alone: nothing else on b makes its store look at
+	// the disk meanwhile (a SELECT there would wake the IDLE client too).
+	for i := range samples {
+		pause()
+		id := fmt.Sprintf("vis-idle-%d@clustertest.invalid", i)
+		appendOnA(id)
 		t0 := time.Now()
-		// A fresh SELECT on b, again and again, until it shows the UID.
+		for {
+			mu.Lock()
+			s, ok := seen[id]
+			mu.Unlock()
+			if ok {
+				appendIdle = append(appendIdle, max(0, s.at.Sub(t0)))
+				break
+			}
+			if time.Since(t0) > bound {
+				prob.add("APPEND on A not seen by the IDLE client on B within "+bound.String(), "%s", id)
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+
+	// A fresh SELECT on b, again and again, until it shows the change.
+	for i := range samples {
+		pause()
+		id := fmt.Sprintf("vis-select-%d@clustertest.invalid", i)
+		uid := appendOnA(id)
+		t0 := time.Now()
 		for {
 			sel, err := sb.Select("INBOX", nil).Wait()
 			if err != nil {
@@ -104,23 +133,8 @@ func visibility(t *testing.T, a, b *instance, samples int, prob, notes *problems
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
-		// The IDLE client, which has been waiting meanwhile.
-		for {
-			mu.Lock()
-			s, ok := seen[id]
-			mu.Unlock()
-			if ok {
-				appendIdle = append(appendIdle, max(0, s.at.Sub(t0)))
-				break
-			}
-			if time.Since(t0) > bound {
-				prob.add("APPEND on A not seen by the IDLE client on B within "+bound.String(), "%s", id)
-				break
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
 
-		// A flag change through a, until a fresh SELECT on b shows it.
+		pause()
 		if err := sa.Store(uidSet(uid), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
 			t.Fatalf("STORE on %s: %v", a.name, err)
 		}
