@@ -22,8 +22,10 @@
 #     removed again, in place (/etc/hosts may be a bind mount).
 #   - a glusterd process, bound to 127.0.0.1 (transport.socket.bind-address)
 #     and started on a glusterd.vol of its own (-f), with its working
-#     directory in the temporary directory: /etc/glusterfs/glusterd.vol and
-#     /var/lib/glusterd are left as they are.
+#     directory in the temporary directory: /etc/glusterfs/glusterd.vol is
+#     left as it is, and /var/lib/glusterd but for two empty entries glusterd
+#     makes there at its first start whatever its configuration
+#     (geo-replication/gsyncd_template.conf, ss_brick/).
 #   - the volume, its brick process (also bound to 127.0.0.1) and two FUSE
 #     mounts.
 # Gluster still appends to its command history and brick log under
