@@ -93,7 +93,7 @@ type lockState struct {
 }
 
 func readLockState(path string) (lockState, error) {
-	f, err := os.Open(path)
+	f, err := openRetry(path)
 	if err != nil {
 		return lockState{}, err
 	}
@@ -177,13 +177,20 @@ func acquireDotlock(ctx context.Context, path string, timeout time.Duration, mod
 // dotlocks too. Where hard links are not allowed, an exclusive create.
 func createLock(path string, me lockOwner, mode os.FileMode) (*dotlock, error) {
 	tmp := path + ".tmp." + strconv.Itoa(me.pid) + "." + randomSuffix()
-	if err := os.WriteFile(tmp, []byte(me.String()+"\n"), mode); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.WriteString(me.String() + "\n"); err != nil {
 		os.Remove(tmp)
 		return nil, err
 	}
-	err := os.Link(tmp, path)
+	err = os.Link(tmp, path)
 	// Unlinking the temporary name changes the inode's ctime: do it
-	// before taking the ctime that marks the lock as ours.
+	// before taking the ctime that marks the lock as ours, from the open
+	// file (no lookup of the lock's name, which a network file system may
+	// answer from a stale cache).
 	os.Remove(tmp)
 	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EMLINK) {
 		return createLockExcl(path, me, mode)
@@ -192,7 +199,8 @@ func createLock(path string, me lockOwner, mode os.FileMode) (*dotlock, error) {
 		return nil, err
 	}
 	var sys syscall.Stat_t
-	if err := syscall.Stat(path, &sys); err != nil {
+	if err := syscall.Fstat(int(f.Fd()), &sys); err != nil {
+		os.Remove(path)
 		return nil, err
 	}
 	return &dotlock{path: path, owner: me, ino: sys.Ino, ctime: sys.Ctim}, nil
@@ -292,13 +300,29 @@ func (l *dotlock) release() {
 
 // held reports whether the lock file is still the one we created.
 func (l *dotlock) held() bool {
-	st, err := readLockState(l.path)
+	f, err := openRetry(l.path)
 	if err != nil {
 		return false
 	}
+	defer f.Close()
 	var sys syscall.Stat_t
-	if err := syscall.Stat(l.path, &sys); err != nil {
+	if err := syscall.Fstat(int(f.Fd()), &sys); err != nil {
 		return false
 	}
-	return st.known && st.owner == l.owner && sys.Ino == l.ino && sys.Ctim == l.ctime
+	var buf [256]byte
+	n, _ := f.Read(buf[:])
+	owner, known := parseLockOwner(buf[:n])
+	return known && owner == l.owner && sys.Ino == l.ino && sys.Ctim == l.ctime
+}
+
+// openRetry opens a file, looking its name up again when a network file
+// system says the handle it had for it is stale (ESTALE): the name now
+// names another file, which is what we want to see.
+func openRetry(path string) (*os.File, error) {
+	for i := 0; ; i++ {
+		f, err := os.Open(path)
+		if err == nil || !errors.Is(err, syscall.ESTALE) || i >= 3 {
+			return f, err
+		}
+	}
 }

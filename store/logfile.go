@@ -19,6 +19,7 @@ var (
 	errLogGone     = errors.New("store: letterbox-log missing")
 	errLogReplaced = errors.New("store: letterbox-log replaced")
 	errDiverged    = errors.New("store: index and letterbox-log disagree")
+	errLogBehind   = errors.New("store: letterbox-log has records this process did not see when it caught up (client-side caching on a shared file system?)")
 )
 
 func (b *box) logPath() string { return filepath.Join(b.path, logName) }
@@ -237,12 +238,19 @@ func (b *box) appendLog(rec []byte) error {
 		// Replaced by hand while we hold the lock: ours is the state.
 		return errLogGone
 	}
-	if b.logBad || fi.Size() != b.logOff {
-		// Cut off a damaged or half-written record.
+	switch {
+	case b.logBad:
+		// Cut off a damaged or half-written record: its writer died, or
+		// the disk lost it (we hold the lock, nobody is writing it).
 		if err := f.Truncate(b.logOff); err != nil {
 			return wrapErr("truncate letterbox-log", err)
 		}
 		b.logBad = false
+	case fi.Size() != b.logOff:
+		// Records we have not read: a file system that showed us an old
+		// size when we caught up (a network file system with client
+		// caching on). Never write over them.
+		return errLogBehind
 	}
 	if _, err := f.WriteAt(rec, b.logOff); err != nil {
 		_ = f.Truncate(b.logOff)

@@ -338,7 +338,8 @@ func checkUidlist(t *testing.T, dir string) {
 			continue
 		}
 		if uidsSeen[uid] || bases[base] {
-			t.Errorf("uidlist names UID %s or file %s twice", uid, base)
+			t.Errorf("uidlist names UID %s or file %s twice:\n%s", uid, base, data)
+			return
 		}
 		uidsSeen[uid], bases[base] = true, true
 	}
