@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ const (
 )
 
 func cacheValue(uid uint32, key store.CacheKey) []byte {
-	return []byte(fmt.Sprintf("value of %d for key %d %s", uid, key, strings.Repeat("x", int(uid%50))))
+	return []byte(fmt.Sprintf("value of %d for key %d %s", uid, key, strings.Repeat("x", 500+int(uid%50))))
 }
 
 func appendN(t *testing.T, m *store.Mailbox, n int) []uint32 {
@@ -86,16 +87,16 @@ func TestCacheSharedAndDeletable(t *testing.T) {
 	stop := make(chan struct{})
 	cachePath := filepath.Join(u0.Root(), "letterbox-cache")
 	wg.Add(1)
-	deleted := 0
+	var deleted atomic.Int32
 	go func() {
 		defer wg.Done()
 		for {
 			select {
 			case <-stop:
 				return
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(5 * time.Millisecond):
 				if os.Remove(cachePath) == nil {
-					deleted++
+					deleted.Add(1)
 				}
 			}
 		}
@@ -109,7 +110,10 @@ func TestCacheSharedAndDeletable(t *testing.T) {
 			go func(seed int64) {
 				defer work.Done()
 				rng := rand.New(rand.NewSource(seed))
-				for n := 0; n < 3000; n++ {
+				// Until the cache has been deleted under us a few times
+				// (a minute at most).
+				deadline := time.Now().Add(time.Minute)
+				for n := 0; n < 3000 || deleted.Load() < 5 && time.Now().Before(deadline); n++ {
 					uid := all[rng.Intn(len(all))]
 					key := []store.CacheKey{keyA, keyB}[rng.Intn(2)]
 					if v, ok := m.Cached(uid, key); ok {
@@ -127,8 +131,8 @@ func TestCacheSharedAndDeletable(t *testing.T) {
 	work.Wait()
 	close(stop)
 	wg.Wait()
-	if deleted == 0 {
-		t.Error("the cache was never deleted")
+	if deleted.Load() < 5 {
+		t.Errorf("the cache was deleted %d times", deleted.Load())
 	}
 	// The messages themselves are untouched.
 	if n := len(uids(t, openBox(t, u0, "INBOX"))); n != 200 {
