@@ -122,11 +122,9 @@ func (s *Store) notify(path string) {
 	}
 }
 
-func (s *Store) watching() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.watcher != nil
-}
+// watching reports whether inotify reports this host's changes; it is
+// asked before every read, so it takes no lock.
+func (s *Store) watching() bool { return s.hasWatcher.Load() }
 
 // allocUIDValidity hands out a UIDVALIDITY for a new folder. Like Dovecot it
 // is the current time, and above the last one given in this Maildir

@@ -71,6 +71,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -207,8 +208,9 @@ var DefaultSpecialFolders = []Folder{
 type Store struct {
 	opts    Options
 	log     *slog.Logger
-	watcher *watcher
-	poller  *poller
+	watcher    *watcher
+	hasWatcher atomic.Bool
+	poller     *poller
 	ids     *nameSource
 
 	// crlfPool recycles body converters and their buffers: a FETCH of
@@ -296,6 +298,7 @@ func Open(opts Options) (*Store, error) {
 			s.log.Warn("store: inotify unavailable, relying on directory mtime checks", "err", err)
 		} else {
 			s.watcher = w
+			s.hasWatcher.Store(true)
 		}
 	}
 	return s, nil
@@ -308,6 +311,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	w := s.watcher
 	s.watcher = nil
+	s.hasWatcher.Store(false)
 	boxes := make([]*box, 0, len(s.boxes))
 	for _, b := range s.boxes {
 		boxes = append(boxes, b)
