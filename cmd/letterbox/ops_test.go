@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/conntrack"
 )
 
 var metricsAddrRE = regexp.MustCompile(`msg="metrics listening" addr=(\S+)`)
@@ -45,6 +46,18 @@ func sample(out, series string) float64 {
 				return f
 			}
 		}
+	}
+	return -1
+}
+
+// smtpCode is the reply code of an LMTP client error; 250 for none.
+func smtpCode(err error) int {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	if err == nil {
+		return 250
 	}
 	return -1
 }
@@ -170,7 +183,7 @@ func TestServeOps(t *testing.T) {
 		t.Errorf("who: pop3 reports logins, but: %q", r.stderr)
 	}
 	r = e.run("", "who", "--json")
-	var sessions []sessionInfo
+	var sessions []conntrack.Session
 	if err := json.Unmarshal([]byte(r.stdout), &sessions); err != nil || len(sessions) != 2 {
 		t.Errorf("who --json: %v %q", err, r.stdout)
 	}

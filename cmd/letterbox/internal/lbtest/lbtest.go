@@ -260,3 +260,20 @@ func (ns *NotifySocket) Next(t testing.TB, pings *int) map[string]string {
 		}
 	}
 }
+
+// Pending returns the messages received and not yet read, without
+// waiting.
+func (ns *NotifySocket) Pending() []string {
+	var out []string
+	for {
+		select {
+		case m, ok := <-ns.msgs:
+			if !ok {
+				return out
+			}
+			out = append(out, m)
+		default:
+			return out
+		}
+	}
+}
