@@ -67,7 +67,7 @@ func (c *cli) mailbox(ctx context.Context, args []string) int {
 	fl = c.flags("mailbox "+sub, false)
 	name, err := findUser(cfg.Auth.UsersFile, rest[0])
 	if err != nil {
-		return c.fail(fl, userErrCode(err), err)
+		return c.failUser(fl, cfg, err)
 	}
 	st, err := openStore(cfg)
 	if err != nil {

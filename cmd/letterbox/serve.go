@@ -130,7 +130,7 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 	}
 	defer st.Close()
 
-	demo, err := firstRun(cfg, st)
+	demo, err := firstRun(ctx, cfg, st)
 	if err != nil {
 		log.Error("first run: cannot create the demo user", "err", err)
 		return exitFailure
@@ -138,7 +138,7 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 	if demo != nil {
 		// Shown even if the start fails below: the next start will not
 		// create the user again, so this is the only chance to see it.
-		defer demo.announce(c.stdout, cfg, nil, false)
+		defer demo.announce(c.stdout, cfg, nil, false, c.runName())
 	}
 	if _, err := os.Stat(cfg.Auth.UsersFile); errors.Is(err, fs.ErrNotExist) {
 		log.Error("users file does not exist; add a user with: letterbox user add --config FILE NAME", "users_file", cfg.Auth.UsersFile)
@@ -173,7 +173,7 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 		return exitFailure
 	}
 	if demo != nil {
-		demo.announce(c.stdout, cfg, listeners, len(listeners) > 0)
+		demo.announce(c.stdout, cfg, listeners, len(listeners) > 0, c.runName())
 	}
 
 	errc := make(chan error, len(listeners))

@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
-	"golang.org/x/sys/unix"
+
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/flock"
 )
 
 const (
@@ -29,26 +30,6 @@ const (
 	selfSignedRenewBefore = 30 * 24 * time.Hour
 )
 
-// lockFile takes an exclusive flock on path, creating it, and returns
-// its release. The lock dies with the process.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
-}
-
 // EnsureSelfSigned returns dir/cert.pem and dir/key.pem, creating them
 // when missing or near expiry. Processes that start at once on a new data
 // directory take turns (a lock file in dir), so they end up with one
@@ -58,7 +39,7 @@ func EnsureSelfSigned(dir, hostname string, now time.Time) (certFile, keyFile st
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", false, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	unlock, err := lockFile(filepath.Join(dir, ".lock"))
+	unlock, err := flock.Lock(filepath.Join(dir, ".lock"))
 	if err != nil {
 		return "", "", false, fmt.Errorf("self-signed certificate: %w", err)
 	}
