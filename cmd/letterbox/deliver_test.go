@@ -149,4 +149,3 @@ func TestNoSuchUserSaysWhere(t *testing.T) {
 		t.Errorf("user del with a config file:\n%s", r.stderr)
 	}
 }
-
