@@ -37,7 +37,7 @@ type demoAccount struct {
 // there was nothing to do. Servers started at once on a new data
 // directory take turns (a lock file in it): one creates the user, the
 // others find it.
-func firstRun(ctx context.Context, cfg *config.Config, st *store.Store) (*demoAccount, error) {
+func firstRun(ctx context.Context, cfg *config.Config, st *store.Store, cost int) (*demoAccount, error) {
 	if cfg.File != "" {
 		return nil, nil
 	}
@@ -56,7 +56,7 @@ func firstRun(ctx context.Context, cfg *config.Config, st *store.Store) (*demoAc
 	if err != nil {
 		return nil, err
 	}
-	hash, err := auth.HashPassword(pw, 0)
+	hash, err := auth.HashPassword(pw, cost)
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,10 @@ type cli struct {
 
 	// protocols lists the servers serve runs; nil means the real ones.
 	protocols func(*config.Config) []protocol
+	// hashCost is the bcrypt cost of the demo user's password; 0 means
+	// auth's default. Tests lower it: bcrypt under the race detector is
+	// slow.
+	hashCost int
 }
 
 func main() {

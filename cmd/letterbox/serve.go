@@ -130,7 +130,7 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 	}
 	defer st.Close()
 
-	demo, err := firstRun(ctx, cfg, st)
+	demo, err := firstRun(ctx, cfg, st, c.hashCost)
 	if err != nil {
 		log.Error("first run: cannot create the demo user", "err", err)
 		return exitFailure

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/letterbox-mail/letterbox/auth"
 	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/config"
 )
@@ -51,7 +53,7 @@ func (e *testEnv) launchServe(protos func(*config.Config) []protocol, args ...st
 	ctx, cancel := context.WithCancel(context.Background())
 	sr := &serveRun{cancel: cancel, done: make(chan int, 1)}
 	c := &cli{stdin: strings.NewReader(""), stdout: &sr.stdout, stderr: &sr.stderr,
-		environ: e.environ, workDir: e.dir, protocols: protos}
+		environ: e.environ, workDir: e.dir, protocols: protos, hashCost: bcrypt.MinCost}
 	go func() { sr.done <- c.run(ctx, append([]string{"serve"}, args...)) }()
 	e.t.Cleanup(func() { sr.stop(e.t) })
 	return sr
@@ -203,6 +205,7 @@ func TestFirstRunRace(t *testing.T) {
 	for _, sr := range runs {
 		sr.waitLog(t, "letterbox ready")
 	}
+
 	announced := 0
 	for _, sr := range runs {
 		if passwordRE.MatchString(sr.stdout.String()) {

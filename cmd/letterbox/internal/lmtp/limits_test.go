@@ -177,3 +177,35 @@ func TestDataTimeout(t *testing.T) {
 		t.Errorf("stored %d messages", len(ents))
 	}
 }
+
+// TestQuietPortCheck: connecting and hanging up, as a monitor's port
+// check does, logs nothing above debug level.
+func TestQuietPortCheck(t *testing.T) {
+	e := newTestEnv(t, nil, "alice")
+	for _, network := range []string{"tcp", "unix"} {
+		addr := e.tcp
+		if network == "unix" {
+			addr = e.sock
+		}
+		c, err := net.Dial(network, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		// And one that resets the connection.
+		c, err = net.Dial(network, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+	}
+	eventually(t, "the reset to be logged", func() bool { return strings.Contains(e.log.String(), "connection reset") })
+	for _, line := range strings.Split(e.log.String(), "\n") {
+		if strings.Contains(line, "level=INFO") && !strings.Contains(line, "users file loaded") || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Errorf("logged: %s", line)
+		}
+	}
+}

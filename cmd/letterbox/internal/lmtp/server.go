@@ -286,9 +286,10 @@ func (s *Server) forget(c *conn) {
 	s.mu.Unlock()
 }
 
-// errorLog sends go-smtp's own log lines to slog: a connection that broke
-// is a client's business (info), a recovered panic is ours (error),
-// anything else a warning.
+// errorLog sends go-smtp's own log lines to slog: a client that hung up
+// is no news (debug), a connection that broke otherwise is the client's
+// business (info), a recovered panic is ours (error), anything else a
+// warning.
 type errorLog struct{ log *slog.Logger }
 
 func (l errorLog) Printf(format string, v ...any) { l.print(fmt.Sprintf(format, v...)) }
@@ -299,6 +300,8 @@ func (l errorLog) print(msg string) {
 	switch {
 	case strings.Contains(msg, "panic"):
 		l.log.Error(msg)
+	case strings.Contains(msg, "connection reset") || strings.Contains(msg, "broken pipe"):
+		l.log.Debug(msg) // a client that hung up: a port check, a gone MTA
 	case strings.Contains(msg, "error handling"):
 		l.log.Info(msg)
 	default:
