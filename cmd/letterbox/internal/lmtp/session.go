@@ -135,6 +135,12 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 			s.log.Info("lmtp: message too big", "from", s.from, "recipients", len(s.rcpts))
 			return smtp.ErrDataTooLarge
 		}
+		if reply := storeReply(err); reply != errStoreTemp {
+			// The spool file found the disk full: 452, as a store would.
+			s.s.observe(StoreFailed, 0, len(s.rcpts))
+			s.log.Error("lmtp: cannot spool the message; the MTA will retry", "from", s.from, "err", err)
+			return reply
+		}
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 			s.conn.expire()
 		}

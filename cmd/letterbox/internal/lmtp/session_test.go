@@ -158,6 +158,19 @@ func TestDiskFull(t *testing.T) {
 	}
 }
 
+// TestSpoolDiskFull: a message too big for memory, on a full spool disk,
+// is 452 too.
+func TestSpoolDiskFull(t *testing.T) {
+	spool := lbtest.SmallDisk(t, 256<<10)
+	e := newTestEnv(t, func(s *Server) { s.SpoolDir = spool }, "alice")
+	lbtest.Fill(t, spool)
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 2*spoolInMemory/80)
+	_, data := e.send(e.client(), "ann@example.org", []string{"alice@x.test"}, big)
+	if code := smtpCode(data["alice@x.test"]); code != 452 {
+		t.Errorf("full spool: %v, want 452", data["alice@x.test"])
+	}
+}
+
 // A user added to the users file after the server loaded it is not
 // bounced, though the server has not reloaded.
 func TestUserAddedLater(t *testing.T) {
