@@ -249,6 +249,19 @@ func TestRefusalLogSampled(t *testing.T) {
 	}
 }
 
+// TestRefusedHandshakeTimeout: a connection over a limit on the TLS port
+// that never starts TLS is dropped within refusedHandshakeTimeout, not
+// held for the whole HandshakeTimeout.
+func TestRefusedHandshakeTimeout(t *testing.T) {
+	ts := newTestServer(t, func(s *testSetup) {
+		s.srv.MaxConnections = 1
+		s.srv.HandshakeTimeout = time.Hour
+	})
+	ts.dial()
+	c := ts.dialRaw(ts.tlsAddr)
+	c.expectClosed() // within expectClosed's 10 s, not the hour
+}
+
 func TestMaxConnectionsPerIP(t *testing.T) {
 	ts := newTestServer(t, func(s *testSetup) { s.srv.MaxConnectionsPerIP = 2 })
 	ts.dial()

@@ -302,6 +302,10 @@ func (srv *Server) newSession(c net.Conn) *session {
 	return s
 }
 
+// refusedHandshakeTimeout bounds the TLS handshake of a connection over
+// a limit, which is only told so and closed.
+const refusedHandshakeTimeout = 2 * time.Second
+
 // refusalLogInterval spaces the log lines about refused connections, so
 // that a flood of connections is not a flood of log lines.
 const refusalLogInterval = time.Minute

@@ -385,7 +385,13 @@ func (s *session) handshake(tc *tls.Conn) error {
 		s.waiting = false
 		s.mu.Unlock()
 	}()
-	ctx, cancel := context.WithTimeout(s.ctx, s.srv.handshakeTimeout())
+	timeout := s.srv.handshakeTimeout()
+	if s.refusal != "" {
+		// Only to be told to go away: a flood of clients that never
+		// start TLS must not hold their descriptors for long.
+		timeout = min(timeout, refusedHandshakeTimeout)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return err
