@@ -153,7 +153,7 @@ func (s *Server) init() {
 		s.limiter = &connlimit.Limiter{
 			Max:       orDefault(s.MaxConnections, DefaultMaxConnections),
 			PerClient: orDefault(s.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP),
-			Logger:    s.logger().With("listener", "lmtp"),
+			Logger:    s.logger(),
 			Refuse: func(c net.Conn, why error) {
 				msg := "Too many connections, try again later"
 				if errors.Is(why, connlimit.ErrTooManyFromClient) {
