@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"syscall"
 
 	"github.com/letterbox-mail/letterbox/auth"
 	"github.com/letterbox-mail/letterbox/store"
@@ -50,7 +51,15 @@ var (
 	errShuttingDown    = &replyError{code: codeSysTemp, text: "Server shutting down.", close: true}
 	errInternal        = &replyError{code: codeSysTemp, text: "Internal error, try again later."}
 	errMessageVanished = &replyError{text: "Message was removed by another session."}
+	errNoSpace         = &replyError{code: codeSysTemp, text: "Mail storage is full, try again later."}
 )
+
+// noSpace reports a write that failed for want of disk space or quota.
+// store.ErrNoSpace says so; the errno is checked too for store errors
+// that do not carry it yet.
+func noSpace(err error) bool {
+	return errors.Is(err, store.ErrNoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // toReply turns any error a handler returned into the reply the client gets.
 // It is the one place where errors become wire text: store and auth errors
@@ -74,6 +83,10 @@ func toReply(log *slog.Logger, err error) *replyError {
 		return &replyError{code: codeInUse, text: "Mailbox is locked by another POP3 session."}
 	case errors.Is(err, store.ErrNoSuchMessage):
 		return errMessageVanished
+	case noSpace(err):
+		// RFC 3206 §5: temporary; the mail is intact, the disk is full.
+		log.Error("pop3: no space left for the store", "err", err)
+		return errNoSpace
 	case errors.Is(err, store.ErrInvalidUser):
 		// auth accepted a name the store cannot use as a path.
 		log.Error("pop3: user cannot have a maildrop", "err", err)

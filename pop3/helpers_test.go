@@ -412,6 +412,7 @@ type logState struct {
 	quiet      bool
 	stopped    bool
 	messages   []string
+	levels     []slog.Level
 }
 
 func newTestLog(t testing.TB) *testLog { return &testLog{logState: &logState{t: t}} }
@@ -439,6 +440,7 @@ func (h *testLog) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.messages = append(h.messages, r.Message)
+	h.levels = append(h.levels, r.Level)
 	if h.stopped || h.quiet {
 		return nil
 	}
@@ -465,6 +467,20 @@ func (h *testLog) has(msg string) bool {
 		}
 	}
 	return false
+}
+
+// count returns how many records with this message were logged at level
+// or above.
+func (h *testLog) count(level slog.Level, msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for i, m := range h.messages {
+		if m == msg && h.levels[i] >= level {
+			n++
+		}
+	}
+	return n
 }
 
 func timeIn10s() time.Time { return time.Now().Add(10 * time.Second) }

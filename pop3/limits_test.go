@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -98,6 +99,83 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestCommandTimeout: once a line has begun, it must end within
+// CommandTimeout, however often bytes arrive; waiting for a line to begin
+// is the idle timeout's business.
+func TestCommandTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	ts := newTestServer(t, func(s *testSetup) {
+		s.srv.IdleTimeout = time.Hour
+		s.srv.CommandTimeout = timeout
+	})
+	for _, loggedIn := range []bool{false, true} {
+		t.Run(fmt.Sprint("logged in ", loggedIn), func(t *testing.T) {
+			var c *client
+			if loggedIn {
+				c = ts.login("alice")
+			} else {
+				c = ts.dial()
+			}
+			// Silence longer than the command timeout is not a line.
+			time.Sleep(3 * timeout)
+			c.send("CAPA")
+			c.readMulti()
+			// One byte at a time, never a line end: cut off although
+			// no gap comes near either timeout.
+			c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			got := make(chan string, 1)
+			go func() {
+				rest, _ := io.ReadAll(c.r)
+				got <- string(rest)
+			}()
+			for i := 0; ; i++ {
+				select {
+				case rest := <-got:
+					if rest != "-ERR Command line not finished in time, closing connection.\r\n" {
+						t.Errorf("trickling client got %q", rest)
+					}
+					return
+				case <-time.After(timeout / 10):
+				}
+				if i > 100 {
+					t.Fatal("a line trickled for 10 command timeouts without being cut off")
+				}
+				c.conn.Write([]byte("N"))
+			}
+		})
+	}
+	// A pipelined line that has begun in the same packet as the one
+	// before it is timed too.
+	c := ts.dial()
+	c.sendRaw("USER x\r\nNOO")
+	c.expect("+OK")
+	c.expect("-ERR Command line not finished in time, closing connection.")
+	c.expectClosed()
+}
+
+func TestCommandTimeoutDefault(t *testing.T) {
+	if got := (&Server{}).commandTimeout(); got != time.Minute {
+		t.Errorf("default CommandTimeout %v, want 1m", got)
+	}
+}
+
+// TestQuietPortCheck: a client that connects and goes away (a monitor's
+// port check) is logged at debug level only, on both kinds of port.
+func TestQuietPortCheck(t *testing.T) {
+	ts := newTestServer(t)
+	for _, addr := range []string{ts.addr, ts.tlsAddr} {
+		c := ts.dialRaw(addr)
+		c.close()
+	}
+	eventually(t, "both sessions to end", func() bool {
+		return ts.logs.count(slog.LevelDebug, "pop3: client closed the connection") == 1 &&
+			ts.logs.count(slog.LevelDebug, "pop3: TLS handshake failed") == 1
+	})
+	if n := ts.logs.count(slog.LevelInfo, "pop3: TLS handshake failed") + ts.logs.count(slog.LevelInfo, "pop3: read failed"); n != 0 {
+		t.Errorf("%d records above debug level for a port check", n)
+	}
+}
+
 func TestIdleTimeoutDefault(t *testing.T) {
 	if got := (&Server{}).idleTimeout(); got != 10*time.Minute {
 		t.Errorf("default IdleTimeout %v, want 10m (RFC 1939 §3 minimum)", got)
@@ -154,6 +232,34 @@ func TestMaxConnections(t *testing.T) {
 		c := ts.dialRaw(ts.addr)
 		return c.readLine() == "+OK POP3 server ready."
 	})
+}
+
+// TestRefusalLogSampled: a flood of refused connections is one log line,
+// not one per connection.
+func TestRefusalLogSampled(t *testing.T) {
+	ts := newTestServer(t, func(s *testSetup) { s.srv.MaxConnections = 1 })
+	ts.dial()
+	for range 20 {
+		c := ts.dialRaw(ts.addr)
+		c.expect("-ERR [SYS/TEMP] Too many connections, try again later.")
+		c.expectClosed()
+	}
+	if n := ts.logs.count(slog.LevelWarn, "pop3: connection refused"); n != 1 {
+		t.Errorf("%d warnings for 20 refused connections, want 1", n)
+	}
+}
+
+// TestRefusedHandshakeTimeout: a connection over a limit on the TLS port
+// that never starts TLS is dropped within refusedHandshakeTimeout, not
+// held for the whole HandshakeTimeout.
+func TestRefusedHandshakeTimeout(t *testing.T) {
+	ts := newTestServer(t, func(s *testSetup) {
+		s.srv.MaxConnections = 1
+		s.srv.HandshakeTimeout = time.Hour
+	})
+	ts.dial()
+	c := ts.dialRaw(ts.tlsAddr)
+	c.expectClosed() // within expectClosed's 10 s, not the hour
 }
 
 func TestMaxConnectionsPerIP(t *testing.T) {

@@ -31,6 +31,7 @@ const (
 	DefaultMaxLineLength       = 1024
 	DefaultMaxBadCommands      = 10
 	DefaultIdleTimeout         = 10 * time.Minute
+	DefaultCommandTimeout      = time.Minute
 	DefaultWriteTimeout        = time.Minute
 	DefaultHandshakeTimeout    = 30 * time.Second
 	DefaultMaxConnections      = 1000
@@ -87,6 +88,13 @@ type Server struct {
 	// with a farewell "-ERR". Default 10 minutes, the minimum RFC 1939 §3
 	// allows for the autologout timer.
 	IdleTimeout time.Duration
+	// CommandTimeout bounds a whole command line: once its first byte
+	// has arrived, the rest, up to CRLF, must follow within this time, or
+	// the session ends with a farewell "-ERR". The idle timeout is reset
+	// by every byte a client sends only up to here, so a client that
+	// trickles a byte now and then cannot hold a connection. Default 1
+	// minute.
+	CommandTimeout time.Duration
 	// WriteTimeout closes a session whose client stops reading: it
 	// bounds each write to the connection, not a whole reply, so a slow
 	// download goes on as long as it makes progress. Default 1 minute.
@@ -122,6 +130,9 @@ type Server struct {
 	sessions  map[*session]struct{}
 	perIP     map[netip.Addr]int
 	admitted  int
+
+	refusalLoggedAt  time.Time
+	refusalsUnlogged int
 }
 
 func (srv *Server) init() {
@@ -154,6 +165,9 @@ func (srv *Server) maxLineLength() int {
 func (srv *Server) maxBadCommands() int { return orDefault(srv.MaxBadCommands, DefaultMaxBadCommands) }
 func (srv *Server) idleTimeout() time.Duration {
 	return orDefault(srv.IdleTimeout, DefaultIdleTimeout)
+}
+func (srv *Server) commandTimeout() time.Duration {
+	return orDefault(srv.CommandTimeout, DefaultCommandTimeout)
 }
 func (srv *Server) writeTimeout() time.Duration {
 	return orDefault(srv.WriteTimeout, DefaultWriteTimeout)
@@ -281,8 +295,33 @@ func (srv *Server) newSession(c net.Conn) *session {
 		srv.admitted++
 		srv.perIP[remote]++
 	}
+	if s.refusal != "" {
+		s.refusalLogged = srv.sampleRefusal()
+	}
 	srv.sessions[s] = struct{}{}
 	return s
+}
+
+// refusedHandshakeTimeout bounds the TLS handshake of a connection over
+// a limit, which is only told so and closed.
+const refusedHandshakeTimeout = 2 * time.Second
+
+// refusalLogInterval spaces the log lines about refused connections, so
+// that a flood of connections is not a flood of log lines.
+const refusalLogInterval = time.Minute
+
+// sampleRefusal counts a refused connection and says whether to log it:
+// it returns 0 for "no", else 1 + the refusals left unlogged before it.
+// Call with srv.mu held.
+func (srv *Server) sampleRefusal() int {
+	now := time.Now()
+	if !srv.refusalLoggedAt.IsZero() && now.Sub(srv.refusalLoggedAt) < refusalLogInterval {
+		srv.refusalsUnlogged++
+		return 0
+	}
+	n := srv.refusalsUnlogged + 1
+	srv.refusalLoggedAt, srv.refusalsUnlogged = now, 0
+	return n
 }
 
 // endSession unregisters a session.

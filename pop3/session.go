@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/letterbox-mail/letterbox/store"
@@ -31,6 +32,9 @@ type session struct {
 	// limit: it is told so and closed. Only sessions without one count
 	// in the limits (see Server.newSession and Server.endSession).
 	refusal string
+	// refusalLogged is 1 + the refusals not logged before this one, or
+	// 0 if this one is not logged either (see Server.sampleRefusal).
+	refusalLogged int
 
 	br    *bufio.Reader
 	bw    *bufio.Writer
@@ -103,12 +107,19 @@ func (s *session) serve() {
 		// Implicit TLS: handshake now, under a deadline, so a client
 		// that never speaks TLS cannot hold the connection.
 		if err := s.handshake(tc); err != nil {
-			s.log.Info("pop3: TLS handshake failed", "err", err)
+			// A port check or a client that gave up is no news.
+			level := slog.LevelInfo
+			if clientGone(err) {
+				level = slog.LevelDebug
+			}
+			s.log.Log(s.ctx, level, "pop3: TLS handshake failed", "err", err)
 			return
 		}
 	}
 	if s.refusal != "" {
-		s.log.Warn("pop3: connection refused", "reason", s.refusal)
+		if s.refusalLogged > 0 {
+			s.log.Warn("pop3: connection refused", "reason", s.refusal, "refused_since_last_logged", s.refusalLogged)
+		}
 		s.writeReply(&replyError{code: codeSysTemp, text: s.refusal})
 		s.flush()
 		return
@@ -225,8 +236,10 @@ func (s *session) logCommand(verb, arg string) {
 
 // Errors of readCommand.
 var (
-	errIdle     = errors.New("pop3: idle timeout")
-	errShutdown = errors.New("pop3: server shutting down")
+	errIdle = errors.New("pop3: idle timeout")
+	// errCommandTimeout: a line began but did not end in time.
+	errCommandTimeout = errors.New("pop3: command line timeout")
+	errShutdown       = errors.New("pop3: server shutting down")
 	// errLineTooLong: a line over MaxLineLength was read and dropped.
 	errLineTooLong = errors.New("pop3: line too long")
 	// errEndlessLine: a line went on long enough to use up the bad
@@ -234,7 +247,8 @@ var (
 	errEndlessLine = errors.New("pop3: endless line")
 )
 
-// readCommand waits for the next line from the client, under the idle
+// readCommand waits for the next line from the client: for its first byte
+// under the idle timeout, then for the rest of it under the command
 // timeout. Shutdown wakes it (see shutdown).
 func (s *session) readCommand() (string, error) {
 	s.mu.Lock()
@@ -243,13 +257,29 @@ func (s *session) readCommand() (string, error) {
 		return "", errShutdown
 	}
 	s.waiting = true
-	err := s.conn.SetReadDeadline(time.Now().Add(s.srv.idleTimeout()))
+	idle := time.Now().Add(s.srv.idleTimeout())
+	err := s.conn.SetReadDeadline(idle)
 	s.mu.Unlock()
 	if err != nil {
 		return "", err
 	}
 
-	line, err := s.readLine()
+	begun := s.br.Buffered() > 0 // a pipelined line has begun already
+	if !begun {
+		_, err = s.br.Peek(1)
+		begun = err == nil
+	}
+	if err == nil {
+		d := time.Now().Add(s.srv.commandTimeout())
+		if idle.Before(d) {
+			d = idle
+		}
+		err = s.lineDeadline(d)
+	}
+	var line string
+	if err == nil {
+		line, err = s.readLine()
+	}
 
 	s.mu.Lock()
 	s.waiting = false
@@ -262,9 +292,23 @@ func (s *session) readCommand() (string, error) {
 	case closing:
 		return "", errShutdown
 	case errors.As(err, &ne) && ne.Timeout():
+		if begun {
+			return "", errCommandTimeout
+		}
 		return "", errIdle
 	}
 	return "", err
+}
+
+// lineDeadline moves the read deadline to t once a line has begun, unless
+// Shutdown has already moved it to the past.
+func (s *session) lineDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil
+	}
+	return s.conn.SetReadDeadline(t)
 }
 
 // readLine reads one line of at most MaxLineLength bytes, CRLF included.
@@ -307,17 +351,26 @@ func (s *session) readFailed(err error) {
 		// costs nothing and tells a human using telnet what happened.
 		s.log.Info("pop3: idle timeout", "state", s.stateName())
 		s.writeLine("-ERR Disconnected for inactivity.")
+	case errors.Is(err, errCommandTimeout):
+		s.log.Info("pop3: command line not finished in time", "state", s.stateName())
+		s.writeLine("-ERR Command line not finished in time, closing connection.")
 	case errors.Is(err, errEndlessLine):
 		s.log.Warn("pop3: line too long, closing")
 		s.writeLine("-ERR Line too long, closing connection.")
-	case errors.Is(err, io.EOF):
-		s.log.Debug("pop3: client closed the connection", "state", s.stateName())
+	case clientGone(err):
+		s.log.Debug("pop3: client closed the connection", "state", s.stateName(), "err", err)
 		return
 	default:
 		s.log.Info("pop3: read failed", "err", err)
 		return
 	}
 	s.flush()
+}
+
+// clientGone tells a client that hung up (a port check, a client that
+// gave up) from a failure worth logging.
+func clientGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // handshake runs a TLS handshake under HandshakeTimeout. It counts as
@@ -335,7 +388,13 @@ func (s *session) handshake(tc *tls.Conn) error {
 		s.waiting = false
 		s.mu.Unlock()
 	}()
-	ctx, cancel := context.WithTimeout(s.ctx, s.srv.handshakeTimeout())
+	timeout := s.srv.handshakeTimeout()
+	if s.refusal != "" {
+		// Only to be told to go away: a flood of clients that never
+		// start TLS must not hold their descriptors for long.
+		timeout = min(timeout, refusedHandshakeTimeout)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return err

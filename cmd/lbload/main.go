@@ -5,6 +5,7 @@
 //	lbload gen -dir DIR -users 20 -messages 2000          # Maildirs + passwd-file
 //	lbload imap -addr 127.0.0.1:1993 -tls -conns 20 -users-file DIR/passwd -password pw -duration 20s
 //	lbload pop3 -addr 127.0.0.1:1995 -tls -conns 20 -users-file DIR/passwd -password pw -duration 20s
+//	lbload flood -addr 127.0.0.1:1110 -conns 1000 -sources 50 -hold 10s -drip 1s
 //
 // The IMAP workload is a mail client's: after LOGIN and SELECT INBOX each
 // connection loops over listing flags, fetching headers of a window,
@@ -43,6 +44,8 @@ func main() {
 		err = runGen(os.Args[2:])
 	case "imap", "pop3":
 		err = runLoad(os.Args[1], os.Args[2:])
+	case "flood":
+		err = runFlood(os.Args[2:])
 	default:
 		usage()
 	}
@@ -53,7 +56,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: lbload gen|imap|pop3 [flags]   (lbload CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: lbload gen|imap|pop3|flood [flags]   (lbload CMD -h for flags)")
 	os.Exit(2)
 }
 

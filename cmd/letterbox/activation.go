@@ -5,94 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/systemd"
 )
-
-// Socket activation (sd_listen_fds(3)): systemd binds the ports of a
-// .socket unit and starts the service with the sockets as file descriptors
-// 3, 4, ... and the environment
-//
-//	LISTEN_PID=<pid of the process they are meant for>
-//	LISTEN_FDS=<how many>
-//	LISTEN_FDNAMES=<name>:<name>:...   (FileDescriptorName=, else the unit name)
-//
-// It is a few lines, so there is no go-systemd dependency.
-
-// listenFDsStart is SD_LISTEN_FDS_START.
-const listenFDsStart = 3
-
-// The variables systemd sets for socket activation.
-var listenEnv = []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}
-
-// inheritedListener is one socket passed by systemd.
-type inheritedListener struct {
-	name string // from LISTEN_FDNAMES; "" when systemd gave none
-	l    net.Listener
-}
-
-// listenFDs returns the listening sockets systemd passed to process pid as
-// descriptors start, start+1, ...; none when environ does not name pid. The
-// descriptors themselves are closed: the listeners hold close-on-exec
-// duplicates, so child processes do not inherit them. A descriptor that is
-// not a listening stream socket is an error (a .socket unit with
-// ListenDatagram= or Accept=yes does not fit Letterbox).
-func listenFDs(environ []string, pid, start int) ([]inheritedListener, error) {
-	if envValue(environ, "LISTEN_PID") != strconv.Itoa(pid) {
-		return nil, nil // not activated, or meant for another process
-	}
-	n, err := strconv.Atoi(envValue(environ, "LISTEN_FDS"))
-	if err != nil || n < 0 {
-		return nil, fmt.Errorf("socket activation: LISTEN_FDS=%q is not a number", envValue(environ, "LISTEN_FDS"))
-	}
-	names := strings.Split(envValue(environ, "LISTEN_FDNAMES"), ":")
-	if len(names) != n {
-		names = make([]string, n) // systemd always sends n names; anything else is not to be trusted
-	}
-	var out []inheritedListener
-	var errs []error
-	for i := range n {
-		fd := start + i
-		f := os.NewFile(uintptr(fd), "listen-fd-"+strconv.Itoa(fd))
-		l, err := net.FileListener(f) // dups fd
-		if err == nil {
-			if on, serr := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); serr != nil || on != 1 {
-				l.Close()
-				err = errors.New("not listening")
-			}
-		}
-		f.Close()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("socket activation: descriptor %d (%q) is not a listening stream socket: %w", fd, names[i], err))
-			continue
-		}
-		out = append(out, inheritedListener{name: names[i], l: l})
-	}
-	if len(errs) > 0 {
-		for _, il := range out {
-			il.l.Close()
-		}
-		return nil, errors.Join(errs...)
-	}
-	return out, nil
-}
-
-// systemdListeners takes the sockets systemd passed to this process and
-// removes the variables from the environment, so that nothing started later
-// believes they are meant for it.
-func (c *cli) systemdListeners() ([]inheritedListener, error) {
-	ls, err := listenFDs(c.environ, os.Getpid(), listenFDsStart)
-	if envValue(c.environ, "LISTEN_PID") == strconv.Itoa(os.Getpid()) {
-		for _, name := range listenEnv {
-			os.Unsetenv(name)
-		}
-	}
-	return ls, err
-}
 
 // errActivation marks sockets from systemd that do not fit the
 // configuration: a configuration error, not a reason to retry.
@@ -106,12 +24,12 @@ var errActivation = errors.New("socket activation")
 // .socket unit with several ListenStream= lines works with the same
 // configuration as without activation. A socket that matches nothing is an
 // error. Configured addresses without a socket are not bound.
-func bindInherited(d deps, protos []protocol, inherited []inheritedListener) (bound []boundListener, err error) {
-	assigned := make(map[match][]inheritedListener)
+func bindInherited(d deps, protos []protocol, inherited []systemd.Socket) (bound []boundListener, err error) {
+	assigned := make(map[match][]systemd.Socket)
 	closeAll := func() {
 		for _, ils := range assigned {
 			for _, il := range ils {
-				il.l.Close() // a second Close of a bound one is harmless
+				il.Listener.Close() // a second Close of a bound one is harmless
 			}
 		}
 	}
@@ -120,7 +38,7 @@ func bindInherited(d deps, protos []protocol, inherited []inheritedListener) (bo
 		s, err := matchInherited(protos, il)
 		if err != nil {
 			errs = append(errs, err)
-			il.l.Close()
+			il.Listener.Close()
 			continue
 		}
 		assigned[s] = append(assigned[s], il)
@@ -146,14 +64,14 @@ func bindInherited(d deps, protos []protocol, inherited []inheritedListener) (bo
 		if srv == nil {
 			d.log.Warn("protocol server not built yet; its sockets from systemd are closed", "proto", p.name)
 			for _, il := range ils {
-				il.l.Close()
+				il.Listener.Close()
 			}
 			continue
 		}
 		for _, secure := range []bool{false, true} {
 			for _, il := range assigned[match{i, secure}] {
-				bound = append(bound, boundListener{proto: p.name, srv: srv, l: d.listener(p.name, il.l, secure),
-					addr: il.l.Addr().String(), secure: secure, inherited: true})
+				bound = append(bound, boundListener{proto: p.name, srv: srv, l: d.listener(p.name, il.Listener, secure),
+					addr: il.Listener.Addr().String(), secure: secure, inherited: true})
 			}
 		}
 	}
@@ -168,17 +86,17 @@ type match struct {
 
 // matchInherited finds the protocol of one inherited socket, by name or by
 // port.
-func matchInherited(protos []protocol, il inheritedListener) (match, error) {
+func matchInherited(protos []protocol, il systemd.Socket) (match, error) {
 	for i, p := range protos {
-		switch il.name {
+		switch il.Name {
 		case p.name:
 			return match{i, false}, nil
 		case p.name + "s":
 			return match{i, true}, nil
 		}
 	}
-	desc := fmt.Sprintf("socket %s (%q)", il.l.Addr(), il.name)
-	ta, ok := il.l.Addr().(*net.TCPAddr)
+	desc := fmt.Sprintf("socket %s (%q)", il.Listener.Addr(), il.Name)
+	ta, ok := il.Listener.Addr().(*net.TCPAddr)
 	if !ok {
 		return match{}, fmt.Errorf("%s: not TCP; name it with FileDescriptorName=", desc)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/config"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/control"
 	"github.com/letterbox-mail/letterbox/store"
 )
 
@@ -66,7 +67,7 @@ func (c *cli) mailbox(ctx context.Context, args []string) int {
 	fl = c.flags("mailbox "+sub, false)
 	name, err := findUser(cfg.Auth.UsersFile, rest[0])
 	if err != nil {
-		return c.fail(fl, userErrCode(err), err)
+		return c.failUser(fl, cfg, err)
 	}
 	st, err := openStore(cfg)
 	if err != nil {
@@ -179,7 +180,7 @@ func (c *cli) who(_ context.Context, args []string) int {
 	if fl.NArg() > 0 {
 		return c.fail(fl, exitUsage, errors.New("usage: letterbox who [--json]"))
 	}
-	resp, code := c.control(fl, controlRequest{Cmd: "who"})
+	resp, code := c.control(fl, control.Request{Cmd: "who"})
 	if resp == nil {
 		return code
 	}
@@ -228,7 +229,7 @@ func (c *cli) kick(_ context.Context, args []string) int {
 		return c.fail(fl, exitUsage, errors.New("usage: letterbox kick USER"))
 	}
 	user := fl.Arg(0)
-	resp, code := c.control(fl, controlRequest{Cmd: "kick", User: user})
+	resp, code := c.control(fl, control.Request{Cmd: "kick", User: user})
 	if resp == nil {
 		return code
 	}
@@ -245,7 +246,7 @@ func (c *cli) kick(_ context.Context, args []string) int {
 
 // control loads the configuration and sends req to the control socket. A
 // nil response means the command failed and should exit with the code.
-func (c *cli) control(fl *pflag.FlagSet, req controlRequest) (*controlResponse, int) {
+func (c *cli) control(fl *pflag.FlagSet, req control.Request) (*control.Response, int) {
 	cfg, ok := c.loadConfig(fl)
 	if !ok {
 		return nil, exitConfig
@@ -253,11 +254,11 @@ func (c *cli) control(fl *pflag.FlagSet, req controlRequest) (*controlResponse, 
 	return c.controlAt(fl, cfg, req)
 }
 
-func (c *cli) controlAt(fl *pflag.FlagSet, cfg *config.Config, req controlRequest) (*controlResponse, int) {
+func (c *cli) controlAt(fl *pflag.FlagSet, cfg *config.Config, req control.Request) (*control.Response, int) {
 	if cfg.Control.Socket == "" {
 		return nil, c.fail(fl, exitConfig, errors.New("control.socket is off in the configuration"))
 	}
-	resp, err := controlCall(cfg.Control.Socket, req)
+	resp, err := control.Call(cfg.Control.Socket, req)
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
 		return nil, c.fail(fl, exitUnavailable, fmt.Errorf("letterbox is not running (nothing at %s; same --config as the server?)", cfg.Control.Socket))

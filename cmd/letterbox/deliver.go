@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"syscall"
+
+	"golang.org/x/term"
 
 	"github.com/letterbox-mail/letterbox/auth"
 	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/config"
@@ -33,13 +37,21 @@ func (c *cli) deliver(ctx context.Context, args []string) int {
 		return exitConfig
 	}
 	name, err := findUser(cfg.Auth.UsersFile, fl.Arg(0))
-	switch {
-	case errors.Is(err, auth.ErrUnknownUser):
-		return c.fail(fl, exitNoUser, err)
-	case err != nil:
-		// An unreadable (or missing) users file is the admin's to fix;
-		// the mail stays queued meanwhile.
-		return c.fail(fl, exitTempFail, err)
+	if err != nil {
+		code := exitNoUser
+		if !errors.Is(err, auth.ErrUnknownUser) {
+			// An unreadable (or missing) users file is the admin's to
+			// fix; the mail stays queued meanwhile.
+			code = exitTempFail
+		}
+		c.fail(fl, code, err)
+		// Where it looked, for a person at a terminal or trying the
+		// built-in defaults; not for an MTA, which would put the paths
+		// in a bounce to the sender.
+		if cfg.File == "" || c.interactive() {
+			io.WriteString(c.stderr, lookedIn(cfg))
+		}
+		return code
 	}
 	st, err := openStore(cfg)
 	if err != nil {
@@ -59,9 +71,28 @@ func (c *cli) deliver(ctx context.Context, args []string) int {
 		err = u.Deliver(ctx, "", msg)
 	}
 	if err != nil {
+		if noSpace(err) {
+			err = fmt.Errorf("no space left for mail (disk full or quota): %w", err)
+		}
+		// Any store failure is temporary to the MTA: it keeps the
+		// message and retries (EX_TEMPFAIL).
 		return c.fail(fl, exitTempFail, err)
 	}
 	return exitOK
+}
+
+// noSpace reports a write that failed for want of disk space or quota.
+// store.ErrNoSpace says so; the errno is checked too for store errors that
+// do not carry it yet.
+func noSpace(err error) bool {
+	return errors.Is(err, store.ErrNoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// interactive reports whether a person is likely at the other end:
+// stderr is a terminal.
+func (c *cli) interactive() bool {
+	f, ok := c.stderr.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // skipFromLine drops an mbox "From " envelope line, which some MTAs put

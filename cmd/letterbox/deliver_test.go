@@ -5,23 +5,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/lbtest"
 )
 
 const testMessage = "From: a@example.org\nTo: frank@example.org\nSubject: hello\n\nHi Frank.\n"
 
 // newFiles returns the contents of the files in a Maildir folder's new/.
-func newFiles(t *testing.T, folder string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(folder, "new"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, readFile(t, filepath.Join(folder, "new", e.Name())))
-	}
-	return out
-}
+func newFiles(t *testing.T, folder string) []string { return lbtest.NewMail(t, folder) }
 
 func TestDeliver(t *testing.T) {
 	e := newTestEnv(t)
@@ -90,10 +81,71 @@ func TestDeliver(t *testing.T) {
 			t.Errorf("exit %d, stderr %q; want %d", r.code, r.stderr, exitTempFail)
 		}
 	})
+	t.Run("disk full is temporary", func(t *testing.T) {
+		disk := lbtest.SmallDisk(t, 256<<10)
+		mailPath := "--mail.path=" + filepath.Join(disk, "{user}", "Maildir")
+		e.must("pw\n", "user", "add", "ivan", "--password-stdin", "--cost=4", mailPath)
+		lbtest.Fill(t, disk)
+		r := e.run(testMessage, "deliver", "ivan", mailPath)
+		if r.code != exitTempFail || !strings.Contains(r.stderr, "no space left for mail") {
+			t.Errorf("exit %d, stderr %q; want %d", r.code, r.stderr, exitTempFail)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(disk, "ivan", "Maildir", "tmp")); len(ents) != 0 {
+			t.Errorf("tmp/ keeps %v", ents)
+		}
+	})
 	t.Run("users file unreadable is temporary", func(t *testing.T) {
 		r := e.run(testMessage, "deliver", "frank", "--auth.users_file=/nonexistent/users")
 		if r.code != exitTempFail {
 			t.Errorf("exit %d, stderr %q; want %d", r.code, r.stderr, exitTempFail)
 		}
 	})
+}
+
+// TestNoSuchUserSaysWhere: deliver and user name the configuration, data
+// directory and users file they looked in, the usual cause being another
+// working directory or configuration than the server's.
+func TestNoSuchUserSaysWhere(t *testing.T) {
+	e := newTestEnv(t)
+	e.must("pw\n", "user", "add", "frank", "--password-stdin", "--cost=4")
+	elsewhere := newTestEnv(t) // another working directory
+	for _, tt := range []struct {
+		env  *testEnv
+		args []string
+		code int
+		file string
+	}{
+		{elsewhere, []string{"deliver", "frank"}, exitTempFail, " (does not exist)"},
+		{e, []string{"deliver", "grace"}, exitNoUser, ""},
+		{e, []string{"user", "passwd", "grace", "--password-stdin"}, exitNoUser, ""},
+		{e, []string{"user", "del", "grace"}, exitNoUser, ""},
+		{elsewhere, []string{"mailbox", "list", "frank"}, exitNoUser, " (does not exist)"},
+	} {
+		r := tt.env.run(testMessage, tt.args...)
+		want := []string{
+			"users file: " + filepath.Join(tt.env.dataDir(), "users") + tt.file + "\n",
+			"data_dir:   " + tt.env.dataDir() + "\n",
+			"config:     (embedded defaults)\n",
+			"where \"letterbox serve\" runs",
+		}
+		for _, w := range want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("letterbox %s: exit %d, stderr lacks %q:\n%s", strings.Join(tt.args, " "), r.code, w, r.stderr)
+			}
+		}
+		if r.code != tt.code {
+			t.Errorf("letterbox %s: exit %d, want %d", strings.Join(tt.args, " "), r.code, tt.code)
+		}
+	}
+	// With a config file, as an MTA runs it: the paths would end up in
+	// bounces to strangers, so they are not printed.
+	cfgFile := filepath.Join(e.dir, "letterbox.toml")
+	writeFile(t, cfgFile, []byte("data_dir = \"data\"\n"))
+	e.must("pw\n", "user", "add", "frank", "--password-stdin", "--cost=4", "--config", cfgFile)
+	if r := e.run(testMessage, "deliver", "grace", "--config", cfgFile); r.code != exitNoUser || strings.Contains(r.stderr, "users file:") {
+		t.Errorf("deliver with a config file: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := e.run("", "user", "del", "grace", "--config", cfgFile); !strings.Contains(r.stderr, "config:     "+cfgFile) {
+		t.Errorf("user del with a config file:\n%s", r.stderr)
+	}
 }

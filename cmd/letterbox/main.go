@@ -48,13 +48,23 @@ type cli struct {
 	stderr  io.Writer
 	environ []string // "KEY=value"
 	workDir string   // "" means the process's working directory
+	// name is how the user runs letterbox ("./letterbox", "go run
+	// ./cmd/letterbox"), for commands printed back; "" means "letterbox".
+	name string
 
 	// protocols lists the servers serve runs; nil means the real ones.
 	protocols func(*config.Config) []protocol
+	// hashCost is the bcrypt cost of the demo user's password; 0 means
+	// auth's default. Tests lower it: bcrypt under the race detector is
+	// slow.
+	hashCost int
 }
 
 func main() {
-	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()}
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		stopWithGoRun()
+	}
+	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), name: invokedAs()}
 	os.Exit(c.run(context.Background(), os.Args[1:]))
 }
 
@@ -169,6 +179,14 @@ func (c *cli) loadConfig(fs *pflag.FlagSet) (*config.Config, bool) {
 		return nil, false
 	}
 	return cfg, true
+}
+
+// runName is how the user runs letterbox, for commands printed back.
+func (c *cli) runName() string {
+	if c.name == "" {
+		return "letterbox"
+	}
+	return c.name
 }
 
 // fail prints a command's error and returns code.

@@ -1,34 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/lbtest"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/tlsconf"
 )
 
-// syncBuffer is a bytes.Buffer that a running server may write while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer a running server may write while the test reads
+// it.
+type syncBuffer = lbtest.Buffer
 
 // testEnv is a working directory and environment to run commands in.
 type testEnv struct {
@@ -139,7 +125,7 @@ func TestConfigCheck(t *testing.T) {
 	// With a real certificate configured, the paths are printed and
 	// checked, the key itself never.
 	t.Run("certificate", func(t *testing.T) {
-		certPEM, keyPEM, err := selfSigned("mail.example.org", time.Now())
+		certPEM, keyPEM, err := tlsconf.SelfSigned("mail.example.org", time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

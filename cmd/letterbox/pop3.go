@@ -14,6 +14,7 @@ func newPOP3(d deps) (protoServer, error) {
 		MaxLineLength:         c.POP3.MaxLineLength,
 		MaxBadCommands:        c.POP3.MaxBadCommands,
 		IdleTimeout:           c.POP3.IdleTimeout,
+		CommandTimeout:        c.POP3.CommandTimeout,
 		MaxConnections:        c.POP3.MaxConnections,
 		MaxConnectionsPerIP:   c.POP3.MaxConnectionsPerIP,
 		Logger:                d.log.With("proto", "pop3"),

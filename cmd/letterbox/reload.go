@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/letterbox-mail/letterbox/auth"
 	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/config"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/tlsconf"
 )
 
 // Reload (SIGHUP, systemctl reload) re-reads the configuration, the users
@@ -43,7 +43,7 @@ type reloader struct {
 	level *slog.LevelVar
 	log   *slog.Logger
 	auth  *liveAuth
-	tls   *liveTLS
+	tls   *tlsconf.Live
 
 	mu  sync.Mutex
 	cfg *config.Config // in force: live keys as of the last reload, the rest as started
@@ -109,14 +109,14 @@ func (r *reloader) reloadLocked() string {
 		status = "Serving; reload incomplete: users file error, see the log"
 	}
 	if changed(old, &next, "tls.") != nil {
-		tc, certs, err := newTLSConfig(&next, log, time.Now)
+		certs, err := tlsconf.Load(&next, log, time.Now)
 		if err != nil {
 			log.Error("SIGHUP: new [tls] settings do not load; the previous ones stay in force", "err", err)
 			next.TLS = old.TLS
 			status = "Serving; reload incomplete: TLS error, see the log"
 		} else {
-			r.tls.set(tc, certs)
-			log.Info("SIGHUP: TLS certificate reloaded", "cert_file", certs.certFile)
+			r.tls.Set(certs)
+			log.Info("SIGHUP: TLS certificate reloaded", "cert_file", certs.CertFile)
 		}
 	} else if !r.reloadCert() {
 		status = "Serving; reload incomplete: TLS error, see the log"
@@ -147,7 +147,7 @@ func (r *reloader) reloadUsers() bool {
 }
 
 func (r *reloader) reloadCert() bool {
-	if err := r.tls.load(); err != nil {
+	if err := r.tls.Certs().Reload(); err != nil {
 		r.log.Error("SIGHUP: TLS certificate not reloaded; previous one stays in force", "err", err)
 		return false
 	}
@@ -190,42 +190,8 @@ func (la *liveAuth) Authenticate(ctx context.Context, username, password string,
 	return la.p.Load().Authenticate(ctx, username, password, remote)
 }
 
-// Users lists the users of the users file in force.
+// Lookup finds a user in the users file in force, for LMTP.
 func (la *liveAuth) Lookup(name string) (string, error) { return la.p.Load().Lookup(name) }
 
 // Reload re-reads the users file now.
 func (la *liveAuth) Reload() error { return la.p.Load().Reload() }
-
-// liveTLS is the TLS configuration of every listener and of STARTTLS/STLS.
-// The servers get a fixed *tls.Config whose GetConfigForClient returns the
-// one in force, so a reload changes the next handshake and no other.
-type liveTLS struct {
-	p atomic.Pointer[tlsState]
-}
-
-type tlsState struct {
-	cfg   *tls.Config
-	certs *certLoader
-}
-
-func newLiveTLS(cfg *tls.Config, certs *certLoader) *liveTLS {
-	lt := &liveTLS{}
-	lt.set(cfg, certs)
-	return lt
-}
-
-func (lt *liveTLS) set(cfg *tls.Config, certs *certLoader) {
-	lt.p.Store(&tlsState{cfg: cfg, certs: certs})
-}
-
-// load re-reads the certificate files in force.
-func (lt *liveTLS) load() error { return lt.p.Load().certs.load() }
-
-// serverConfig returns the *tls.Config to give the servers.
-func (lt *liveTLS) serverConfig() *tls.Config {
-	return &tls.Config{
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return lt.p.Load().cfg, nil
-		},
-	}
-}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/config"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/tlsconf"
 )
 
 // lineClient talks a line protocol (POP3, IMAP) with a test's patience.
@@ -141,7 +142,7 @@ func cmp(s, def string) string {
 // NAME.crt and NAME.key.
 func certPair(t *testing.T, dir, name string) (certFile, keyFile string, serial string) {
 	t.Helper()
-	certPEM, keyPEM, err := selfSigned("localhost", time.Now())
+	certPEM, keyPEM, err := tlsconf.SelfSigned("localhost", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,9 @@ import (
 
 	"github.com/letterbox-mail/letterbox/auth"
 	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/config"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/metrics"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/systemd"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/tlsconf"
 	"github.com/letterbox-mail/letterbox/store"
 )
 
@@ -32,8 +35,8 @@ type protoServer interface {
 type deps struct {
 	cfg   *config.Config
 	log   *slog.Logger
-	tls   *tls.Config   // for STARTTLS/STLS on plain listeners; follows reloads
-	auth  authenticator // a *liveAuth, which follows reloads; see forProto
+	tls   *tls.Config           // for STARTTLS/STLS on plain listeners; follows reloads
+	auth  metrics.Authenticator // a *liveAuth, which follows reloads; see forProto
 	store *store.Store
 	ops   *ops // metrics, LMTP, control socket (ops.go); nil in some tests
 }
@@ -115,7 +118,7 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 		log.Error("cannot create data directory", "err", err)
 		return exitConfig
 	}
-	tlsConfig, certs, err := newTLSConfig(cfg, log, time.Now)
+	certs, err := tlsconf.Load(cfg, log, time.Now)
 	if err != nil {
 		log.Error("TLS setup failed", "err", err)
 		return exitConfig
@@ -127,7 +130,7 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 	}
 	defer st.Close()
 
-	demo, err := firstRun(cfg, st)
+	demo, err := firstRun(ctx, cfg, st, c.hashCost)
 	if err != nil {
 		log.Error("first run: cannot create the demo user", "err", err)
 		return exitFailure
@@ -135,7 +138,7 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 	if demo != nil {
 		// Shown even if the start fails below: the next start will not
 		// create the user again, so this is the only chance to see it.
-		defer demo.announce(c.stdout, cfg, nil, false)
+		defer demo.announce(c.stdout, cfg, nil, false, c.runName())
 	}
 	if _, err := os.Stat(cfg.Auth.UsersFile); errors.Is(err, fs.ErrNotExist) {
 		log.Error("users file does not exist; add a user with: letterbox user add --config FILE NAME", "users_file", cfg.Auth.UsersFile)
@@ -147,20 +150,20 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 		return exitConfig
 	}
 
-	la, lt := newLiveAuth(authn), newLiveTLS(tlsConfig, certs)
+	la, lt := newLiveAuth(authn), tlsconf.NewLive(certs)
 	rl.log, rl.auth, rl.tls, rl.cfg = log, la, lt, cfg
 
-	inherited, err := c.systemdListeners()
+	inherited, err := systemd.Listeners(c.environ)
 	if err != nil {
 		log.Error("startup failed", "err", err)
 		return exitConfig
 	}
-	if err := ops.bind(ctx, log, la, st); err != nil {
+	if err := ops.bind(ctx, log, la, st, lt.ServerConfig()); err != nil {
 		log.Error("startup failed", "err", err)
 		return exitFailure
 	}
 	defer ops.Close()
-	d := deps{cfg: cfg, log: log, tls: lt.serverConfig(), auth: la, store: st, ops: ops}
+	d := deps{cfg: cfg, log: log, tls: lt.ServerConfig(), auth: la, store: st, ops: ops}
 	listeners, err := bindAll(ctx, d, protos, inherited)
 	if err != nil {
 		log.Error("startup failed", "err", err)
@@ -170,7 +173,7 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 		return exitFailure
 	}
 	if demo != nil {
-		demo.announce(c.stdout, cfg, listeners, len(listeners) > 0)
+		demo.announce(c.stdout, cfg, listeners, len(listeners) > 0, c.runName())
 	}
 
 	errc := make(chan error, len(listeners))
@@ -189,15 +192,15 @@ func (c *cli) runServers(ctx context.Context, cfg *config.Config, log *slog.Logg
 			errc <- fmt.Errorf("%s on %s: %w", b.proto, b.addr, err)
 		}()
 	}
-	ops.serve(errc)
+	ops.serve(errc, listeners)
 	if len(listeners) == 0 {
 		log.Warn("no protocol server is running; waiting for a signal to stop")
 	}
 	log.Info("letterbox ready")
-	sd := newNotifier(c.environ)
-	watchdog, stopWatchdog := sd.watchdogTicks()
+	sd := systemd.NewNotifier(c.environ)
+	watchdog, stopWatchdog := sd.WatchdogTicks()
 	defer stopWatchdog()
-	sd.ready(servingStatus(listeners))
+	sd.Ready(servingStatus(listeners))
 
 	exit := exitOK
 wait:
@@ -208,8 +211,8 @@ wait:
 			break wait
 		case s := <-sigc:
 			if s == syscall.SIGHUP {
-				sd.reloading()
-				sd.ready(rl.reload())
+				sd.Reloading()
+				sd.Ready(rl.reload())
 				continue
 			}
 			log.Info("shutting down", "signal", s.String(), "drain_timeout", rl.current().Server.DrainTimeout)
@@ -219,10 +222,10 @@ wait:
 			exit = exitFailure
 			break wait
 		case <-watchdog:
-			sd.keepAlive()
+			sd.KeepAlive()
 		}
 	}
-	sd.stopping("Stopping: saying goodbye to clients")
+	sd.Stopping("Stopping: saying goodbye to clients")
 	servers := append(uniqueServers(listeners), ops.servers()...)
 	done := make(chan struct{})
 	go func() {
@@ -232,7 +235,7 @@ wait:
 	for {
 		select {
 		case <-watchdog:
-			sd.keepAlive()
+			sd.KeepAlive()
 		case <-done:
 			log.Info("stopped")
 			return exit
@@ -252,7 +255,7 @@ wait:
 // bindAll builds the protocol servers and binds all their listeners; on any
 // failure it closes what it bound. With sockets inherited from systemd it
 // serves those instead, and binds nothing itself.
-func bindAll(ctx context.Context, d deps, protos []protocol, inherited []inheritedListener) (bound []boundListener, err error) {
+func bindAll(ctx context.Context, d deps, protos []protocol, inherited []systemd.Socket) (bound []boundListener, err error) {
 	defer func() {
 		if err != nil {
 			for _, b := range bound {

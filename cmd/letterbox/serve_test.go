@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/letterbox-mail/letterbox/auth"
 	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/config"
 )
 
@@ -39,13 +42,20 @@ type serveRun struct {
 // waits until it is ready.
 func (e *testEnv) startServe(protos func(*config.Config) []protocol, args ...string) *serveRun {
 	e.t.Helper()
+	sr := e.launchServe(protos, args...)
+	sr.waitLog(e.t, "letterbox ready")
+	return sr
+}
+
+// launchServe starts serve and returns at once.
+func (e *testEnv) launchServe(protos func(*config.Config) []protocol, args ...string) *serveRun {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	sr := &serveRun{cancel: cancel, done: make(chan int, 1)}
 	c := &cli{stdin: strings.NewReader(""), stdout: &sr.stdout, stderr: &sr.stderr,
-		environ: e.environ, workDir: e.dir, protocols: protos}
+		environ: e.environ, workDir: e.dir, protocols: protos, hashCost: bcrypt.MinCost}
 	go func() { sr.done <- c.run(ctx, append([]string{"serve"}, args...)) }()
 	e.t.Cleanup(func() { sr.stop(e.t) })
-	sr.waitLog(e.t, "letterbox ready")
 	return sr
 }
 
@@ -111,7 +121,8 @@ func TestServeFirstRun(t *testing.T) {
 	if len(pw) < 16 || strings.Trim(pw, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
 		t.Errorf("password %q: want ≥16 URL-safe characters", pw)
 	}
-	for _, want := range []string{"user:     demo", "curl -k pop3s://", "--user demo:" + pw, "openssl s_client -connect"} {
+	for _, want := range []string{"user:     demo", "curl -k pop3s://", "/INBOX;UID=1' --user demo:" + pw, "openssl s_client -connect",
+		"printf 'Subject: hello\\n\\nIt works.\\n' | letterbox deliver demo", "letterbox user passwd demo"} {
 		if !strings.Contains(sr.stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, sr.stdout.String())
 		}
@@ -131,7 +142,11 @@ func TestServeFirstRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pop3s at %q: %v\n%s", ls["pop3/implicit"], err, sr.stderr.String())
 	}
-	pop3Dialog(t, tc, []string{"USER demo", "PASS " + pw, "STAT", "QUIT"}, []string{"+OK", "+OK", "+OK", "+OK 0 0", "+OK"})
+	// The first start left a welcome message to read.
+	pop3Dialog(t, tc, []string{"USER demo", "PASS " + pw, "STAT", "QUIT"}, []string{"+OK", "+OK", "+OK", "+OK 1 ", "+OK"})
+	if got := inboxFiles(t, filepath.Join(e.dataDir(), "mail", "demo", "Maildir")); len(got) != 1 || !strings.Contains(got[0], "Subject: Welcome to Letterbox") {
+		t.Errorf("demo's INBOX holds %q, want the welcome message", got)
+	}
 	c, err := net.Dial("tcp", ls["pop3/starttls"])
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +190,59 @@ func TestServeFirstRun(t *testing.T) {
 	if readFile(t, filepath.Join(e.dataDir(), "tls", "cert.pem")) != certPEM {
 		t.Error("certificate was not reused")
 	}
+}
+
+// TestFirstRunRace: servers started at once on an empty data directory
+// all start, one of them makes the demo user (with one welcome message)
+// and the certificate, and the others use them.
+func TestFirstRunRace(t *testing.T) {
+	e := newTestEnv(t)
+	const n = 4
+	var runs []*serveRun
+	for range n {
+		runs = append(runs, e.launchServe(nil, append(loopbackFlags, "--control.socket=")...))
+	}
+	for _, sr := range runs {
+		sr.waitLog(t, "letterbox ready")
+	}
+
+	announced := 0
+	for _, sr := range runs {
+		if passwordRE.MatchString(sr.stdout.String()) {
+			announced++
+		}
+	}
+	if announced != 1 {
+		t.Errorf("%d servers announced a demo password, want 1", announced)
+	}
+	users, err := auth.ListUsers(filepath.Join(e.dataDir(), "users"))
+	if err != nil || len(users) != 1 || users[0] != "demo" {
+		t.Errorf("users %v %v", users, err)
+	}
+	if got := inboxFiles(t, filepath.Join(e.dataDir(), "mail", "demo", "Maildir")); len(got) != 1 {
+		t.Errorf("%d welcome messages", len(got))
+	}
+	if _, err := tls.LoadX509KeyPair(filepath.Join(e.dataDir(), "tls", "cert.pem"), filepath.Join(e.dataDir(), "tls", "key.pem")); err != nil {
+		t.Errorf("certificate: %v", err)
+	}
+	for _, sr := range runs {
+		if code := sr.stop(t); code != exitOK {
+			t.Errorf("exit %d:\n%s", code, sr.stderr.String())
+		}
+	}
+}
+
+// inboxFiles returns the messages in a Maildir's INBOX, new/ and cur/.
+func inboxFiles(t *testing.T, maildir string) []string {
+	t.Helper()
+	var out []string
+	for _, dir := range []string{"new", "cur"} {
+		ents, _ := os.ReadDir(filepath.Join(maildir, dir))
+		for _, ent := range ents {
+			out = append(out, readFile(t, filepath.Join(maildir, dir, ent.Name())))
+		}
+	}
+	return out
 }
 
 // pop3Dialog sends cmds on c and checks that the greeting and each reply

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/lbtest"
 )
 
 // A Type=notify service's life as systemd sees it: READY=1 once every
@@ -15,14 +17,14 @@ import (
 // SIGHUP, STOPPING=1 on SIGTERM, and WATCHDOG=1 all along at half
 // WATCHDOG_USEC.
 func TestServeNotifiesSystemd(t *testing.T) {
-	ns := newNotifySocket(t)
+	ns := lbtest.NewNotifySocket(t)
 	e := newTestEnv(t)
-	e.environ = []string{"NOTIFY_SOCKET=" + ns.path, "WATCHDOG_USEC=100000", "WATCHDOG_PID=" + strconv.Itoa(os.Getpid())}
+	e.environ = []string{"NOTIFY_SOCKET=" + ns.Path, "WATCHDOG_USEC=100000", "WATCHDOG_PID=" + strconv.Itoa(os.Getpid())}
 	srv := &lineServer{}
 	sr := e.startServe(lineProtocols(srv), loopbackFlags...)
 	var pings int
 
-	m := fields(ns.next(t, &pings))
+	m := ns.Next(t, &pings)
 	if m["READY"] != "1" {
 		t.Fatalf("first notification %v, want READY=1", m)
 	}
@@ -46,11 +48,11 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	m = fields(ns.next(t, &pings))
+	m = ns.Next(t, &pings)
 	if m["RELOADING"] != "1" || m["MONOTONIC_USEC"] == "" {
 		t.Errorf("after SIGHUP: %v, want RELOADING=1 with MONOTONIC_USEC", m)
 	}
-	m = fields(ns.next(t, &pings))
+	m = ns.Next(t, &pings)
 	if m["READY"] != "1" || !strings.Contains(m["STATUS"], "reloaded") {
 		t.Errorf("after the reload: %v, want READY=1", m)
 	}
@@ -61,24 +63,16 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if m = fields(ns.next(t, &pings)); m["STOPPING"] != "1" {
+	if m = ns.Next(t, &pings); m["STOPPING"] != "1" {
 		t.Errorf("after SIGTERM: %v, want STOPPING=1", m)
 	}
 	if code := sr.wait(t); code != exitOK {
 		t.Errorf("exit %d", code)
 	}
 	// Nothing after STOPPING but pings.
-	for {
-		select {
-		case msg, ok := <-ns.msgs:
-			if ok && msg != "WATCHDOG=1" {
-				t.Errorf("after STOPPING=1: %q", msg)
-			}
-			if ok {
-				continue
-			}
-		default:
+	for _, msg := range ns.Pending() {
+		if msg != "WATCHDOG=1" {
+			t.Errorf("after STOPPING=1: %q", msg)
 		}
-		break
 	}
 }

@@ -125,14 +125,14 @@ func createUser(st *store.Store, usersFile, name, hash string) (string, error) {
 
 func (c *cli) userPasswd(fl *pflag.FlagSet, cfg *config.Config, name string, pw passwordSource) int {
 	if _, err := findUser(cfg.Auth.UsersFile, name); err != nil {
-		return c.fail(fl, userErrCode(err), err)
+		return c.failUser(fl, cfg, err)
 	}
 	hash, err := c.readHash(pw)
 	if err != nil {
 		return c.fail(fl, exitDataErr, err)
 	}
 	if err := auth.SetPassword(cfg.Auth.UsersFile, name, hash); err != nil {
-		return c.fail(fl, userErrCode(err), err)
+		return c.failUser(fl, cfg, err)
 	}
 	fmt.Fprintf(c.stdout, "changed the password of %s\n", name)
 	return exitOK
@@ -141,10 +141,10 @@ func (c *cli) userPasswd(fl *pflag.FlagSet, cfg *config.Config, name string, pw 
 func (c *cli) userDel(fl *pflag.FlagSet, cfg *config.Config, name string) int {
 	canonical, err := findUser(cfg.Auth.UsersFile, name)
 	if err != nil {
-		return c.fail(fl, userErrCode(err), err)
+		return c.failUser(fl, cfg, err)
 	}
 	if err := auth.DeleteUser(cfg.Auth.UsersFile, name); err != nil {
-		return c.fail(fl, userErrCode(err), err)
+		return c.failUser(fl, cfg, err)
 	}
 	fmt.Fprintf(c.stdout, "deleted user %s\n", canonical)
 	// Mail is never deleted by a typo in a command: say where it is.
@@ -162,7 +162,7 @@ func (c *cli) userDel(fl *pflag.FlagSet, cfg *config.Config, name string) int {
 func (c *cli) userList(fl *pflag.FlagSet, cfg *config.Config) int {
 	names, err := auth.ListUsers(cfg.Auth.UsersFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(c.stderr, "%s: no users file at %s yet\n", fl.Name(), cfg.Auth.UsersFile)
+		fmt.Fprintf(c.stderr, "%s: no users file yet\n%s", fl.Name(), lookedIn(cfg))
 		return exitOK
 	}
 	if err != nil {
@@ -188,6 +188,35 @@ func findUser(usersFile, name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%w: %s", auth.ErrUnknownUser, name)
+}
+
+// failUser prints a command's error about a user. When the user or the
+// users file is not there, it says where it looked: the usual cause is a
+// different configuration, or on the built-in defaults a different
+// working directory, than the server's.
+func (c *cli) failUser(fl *pflag.FlagSet, cfg *config.Config, err error) int {
+	code := userErrCode(err)
+	c.fail(fl, code, err)
+	if code == exitNoUser {
+		io.WriteString(c.stderr, lookedIn(cfg))
+	}
+	return code
+}
+
+// lookedIn names the configuration, data directory and users file a
+// command used, one per line.
+func lookedIn(cfg *config.Config) string {
+	users := cfg.Auth.UsersFile
+	if _, err := os.Stat(users); errors.Is(err, fs.ErrNotExist) {
+		users += " (does not exist)"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "  users file: %s\n  data_dir:   %s\n  config:     %s\n", users, cfg.DataDir, configName(cfg))
+	if cfg.File == "" {
+		b.WriteString("  Without --config, data_dir is relative to the working directory: run this\n" +
+			"  where \"letterbox serve\" runs, or give both the same --config.\n")
+	}
+	return b.String()
 }
 
 func userErrCode(err error) int {

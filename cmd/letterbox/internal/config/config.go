@@ -19,18 +19,19 @@ type Config struct {
 	// File is the config file that was read, "" when there was none.
 	File string
 
-	DataDir  string
-	Hostname string // never empty: os.Hostname() fills in ""
-	Server   Server
-	Log      Log
-	TLS      TLS
-	Auth     Auth
-	Mail     Mail
-	POP3     POP3
-	IMAP     IMAP
-	LMTP     LMTP
-	Metrics  Metrics
-	Control  Control
+	DataDir    string
+	Hostname   string // never empty: os.Hostname() fills in ""
+	Server     Server
+	Log        Log
+	TLS        TLS
+	Auth       Auth
+	Mail       Mail
+	POP3       POP3
+	IMAP       IMAP
+	LMTP       LMTP
+	Metrics    Metrics
+	Control    Control
+	Autoconfig Autoconfig
 
 	sources map[string]string // key → layer its value came from
 }
@@ -87,6 +88,7 @@ type POP3 struct {
 	MaxConnections      int
 	MaxConnectionsPerIP int
 	IdleTimeout         time.Duration
+	CommandTimeout      time.Duration
 	MaxLineLength       int
 	MaxBadCommands      int
 }
@@ -114,7 +116,12 @@ type LMTP struct {
 	AllowRemote    bool
 	MaxMessageSize int64
 	MaxRecipients  int
-	Timeout        time.Duration
+	// Timeout is the idle time allowed between commands and the time one
+	// message transfer may take.
+	Timeout             time.Duration
+	CommandTimeout      time.Duration
+	MaxConnections      int
+	MaxConnectionsPerIP int
 }
 
 // Enabled reports whether LMTP has a listener.
@@ -132,6 +139,23 @@ type Control struct {
 	// Socket is the absolute path of its unix socket, "" for none.
 	Socket string
 }
+
+// Autoconfig configures the listener that tells mail clients how to
+// connect. It is on when Listen or ListenTLS is set.
+type Autoconfig struct {
+	Listen    []string // plain HTTP
+	ListenTLS []string // HTTPS
+	// Hostname is the server name clients connect to; never empty.
+	Hostname string
+	// SMTP is the submission server clients send with: host and port.
+	SMTPHost string
+	SMTPPort int
+	// Login is "address" or "localpart".
+	Login string
+}
+
+// Enabled reports whether autoconfig has a listener.
+func (a Autoconfig) Enabled() bool { return len(a.Listen)+len(a.ListenTLS) > 0 }
 
 // Minimum idle timeouts the protocols require of servers.
 const (

@@ -69,6 +69,7 @@ func (d *decoder) decode(dataDirBase string) *Config {
 	c.POP3.MaxConnections = d.int("pop3.max_connections", 1)
 	c.POP3.MaxConnectionsPerIP = d.int("pop3.max_connections_per_ip", 1)
 	c.POP3.IdleTimeout = d.duration("pop3.idle_timeout", MinPOP3IdleTimeout, 0)
+	c.POP3.CommandTimeout = d.duration("pop3.command_timeout", time.Second, time.Hour)
 	// RFC 2449 §4: commands may be up to 255 octets including CRLF.
 	c.POP3.MaxLineLength = d.int("pop3.max_line_length", 255)
 	c.POP3.MaxBadCommands = d.int("pop3.max_bad_commands", 1)
@@ -94,6 +95,9 @@ func (d *decoder) decode(dataDirBase string) *Config {
 	c.LMTP.MaxMessageSize = d.int64("lmtp.max_message_size", 1, math.MaxInt64)
 	c.LMTP.MaxRecipients = d.int("lmtp.max_recipients", 1)
 	c.LMTP.Timeout = d.duration("lmtp.timeout", time.Second, 0)
+	c.LMTP.CommandTimeout = d.duration("lmtp.command_timeout", time.Second, time.Hour)
+	c.LMTP.MaxConnections = d.int("lmtp.max_connections", 1)
+	c.LMTP.MaxConnectionsPerIP = d.int("lmtp.max_connections_per_ip", 1)
 
 	c.Metrics.AllowRemote = d.bool("metrics.allow_remote")
 	if a := strings.TrimSpace(d.string("metrics.listen")); a != "" {
@@ -109,6 +113,23 @@ func (d *decoder) decode(dataDirBase string) *Config {
 		d.fail("control.socket", errors.New("must differ from lmtp.socket"))
 	}
 
+	c.Autoconfig.Listen = d.listen("autoconfig.listen")
+	c.Autoconfig.ListenTLS = d.listen("autoconfig.listen_tls")
+	c.Autoconfig.Hostname = strings.TrimSpace(d.string("autoconfig.hostname"))
+	if c.Autoconfig.Hostname == "" {
+		c.Autoconfig.Hostname = c.Hostname
+	} else {
+		d.dnsName("autoconfig.hostname", c.Autoconfig.Hostname)
+	}
+	c.Autoconfig.SMTPHost, c.Autoconfig.SMTPPort = d.hostPort("autoconfig.smtp")
+	if c.Autoconfig.SMTPHost == "" {
+		c.Autoconfig.SMTPHost = c.Autoconfig.Hostname
+	}
+	if c.Autoconfig.Enabled() && c.Autoconfig.SMTPPort == 0 {
+		d.fail("autoconfig.smtp", errors.New(`required when autoconfig is on: clients need an outgoing server (Letterbox does not send mail); e.g. ":465" or "smtp.example.org:587"`))
+	}
+	c.Autoconfig.Login = d.oneOf("autoconfig.login", "address", "localpart")
+
 	var metricsListen []string
 	if c.Metrics.Listen != "" {
 		metricsListen = []string{c.Metrics.Listen}
@@ -117,6 +138,7 @@ func (d *decoder) decode(dataDirBase string) *Config {
 		{"pop3.listen", c.POP3.Listen}, {"pop3.listen_tls", c.POP3.ListenTLS},
 		{"imap.listen", c.IMAP.Listen}, {"imap.listen_tls", c.IMAP.ListenTLS},
 		{"lmtp.listen", c.LMTP.Listen}, {"metrics.listen", metricsListen},
+		{"autoconfig.listen", c.Autoconfig.Listen}, {"autoconfig.listen_tls", c.Autoconfig.ListenTLS},
 	})
 	return c
 }
@@ -428,6 +450,37 @@ func (d *decoder) hostname(key string) string {
 		d.fail(key, errors.New(`must not contain "/", ":", "\", ",", spaces or control characters`))
 	}
 	return h
+}
+
+// dnsName checks a host name clients are sent to.
+func (d *decoder) dnsName(key, h string) {
+	if strings.ContainsFunc(h, func(r rune) bool {
+		return !(r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) {
+		d.fail(key, fmt.Errorf("%q is not a host name (letters, digits, \"-\" and \".\" only)", h))
+	}
+}
+
+// hostPort parses "host:port" or ":port"; "" is ("", 0).
+func (d *decoder) hostPort(key string) (string, int) {
+	s := strings.TrimSpace(d.string(key))
+	if s == "" {
+		return "", 0
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		d.fail(key, fmt.Errorf("%q: want host:port or :port", s))
+		return "", 0
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		d.fail(key, fmt.Errorf("%q: port must be a number 1-65535", s))
+		return "", 0
+	}
+	if host != "" {
+		d.dnsName(key, host)
+	}
+	return host, int(p)
 }
 
 // FormatDuration writes d as the config does: "15m", not "15m0s".

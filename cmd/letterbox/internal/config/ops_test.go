@@ -26,6 +26,14 @@ func TestOpsDefaults(t *testing.T) {
 		{"lmtp max size", c.LMTP.MaxMessageSize, int64(52428800)},
 		{"lmtp max rcpt", c.LMTP.MaxRecipients, 100},
 		{"lmtp timeout", c.LMTP.Timeout, 5 * time.Minute},
+		{"lmtp command timeout", c.LMTP.CommandTimeout, time.Minute},
+		{"lmtp max conns", c.LMTP.MaxConnections, 100},
+		{"lmtp max conns per ip", c.LMTP.MaxConnectionsPerIP, 50},
+		{"pop3 command timeout", c.POP3.CommandTimeout, time.Minute},
+		{"autoconfig enabled", c.Autoconfig.Enabled(), false},
+		{"autoconfig hostname", c.Autoconfig.Hostname, c.Hostname},
+		{"autoconfig smtp port", c.Autoconfig.SMTPPort, 0},
+		{"autoconfig login", c.Autoconfig.Login, "address"},
 		{"metrics listen", c.Metrics.Listen, ""},
 		{"metrics allow remote", c.Metrics.AllowRemote, false},
 		{"control socket", c.Control.Socket, filepath.Join(c.DataDir, "control")},
@@ -95,6 +103,15 @@ func TestOpsBadValues(t *testing.T) {
 		{"metrics no port", "[metrics]\nlisten = \"127.0.0.1\"\n", "metrics.listen", "host:port"},
 		{"metrics list", "[metrics]\nlisten = [\"127.0.0.1:9154\"]\n", "metrics.listen", "string"},
 		{"metrics same port as imap", "[metrics]\nlisten = \"127.0.0.1:1143\"\n", "metrics.listen", "also in imap.listen"},
+		{"lmtp command timeout", "[lmtp]\ncommand_timeout = \"2h\"\n", "lmtp.command_timeout", "at most 1h"},
+		{"lmtp zero conns", "[lmtp]\nmax_connections = 0\n", "lmtp.max_connections", "between"},
+		{"pop3 command timeout", "[pop3]\ncommand_timeout = \"0s\"\n", "pop3.command_timeout", "at least 1s"},
+		{"autoconfig without smtp", "[autoconfig]\nlisten = [\"127.0.0.1:8080\"]\n", "autoconfig.smtp", "required"},
+		{"autoconfig smtp no port", "[autoconfig]\nsmtp = \"mail.example.org\"\n", "autoconfig.smtp", "host:port"},
+		{"autoconfig smtp bad host", "[autoconfig]\nsmtp = \"a/b:25\"\n", "autoconfig.smtp", "not a host name"},
+		{"autoconfig hostname", "[autoconfig]\nhostname = \"mail example\"\n", "autoconfig.hostname", "not a host name"},
+		{"autoconfig login", "[autoconfig]\nlogin = \"uid\"\n", "autoconfig.login", "address, localpart"},
+		{"autoconfig same port", "[autoconfig]\nlisten_tls = [\"127.0.0.1:1993\"]\nsmtp = \":465\"\n", "autoconfig.listen_tls", "also in imap.listen_tls"},
 		{"same socket", "[lmtp]\nsocket = \"s\"\n[control]\nsocket = \"s\"\n", "control.socket", "differ"},
 	}
 	for _, tt := range tests {
@@ -130,5 +147,20 @@ func TestDeployExampleOps(t *testing.T) {
 	}
 	if c.Control.Socket != "/run/letterbox/control" {
 		t.Errorf("control %+v", c.Control)
+	}
+	if c.Autoconfig.Enabled() || c.Autoconfig.Hostname != "mail.example.org" || c.Autoconfig.SMTPHost != "mail.example.org" || c.Autoconfig.SMTPPort != 465 {
+		t.Errorf("autoconfig %+v", c.Autoconfig)
+	}
+}
+
+func TestAutoconfigValues(t *testing.T) {
+	c := mustLoad(t, "hostname = \"host7\"\n[autoconfig]\nlisten = [\":8080\"]\nlisten_tls = [\"[::]:8443\"]\nhostname = \"mail.example.org\"\nsmtp = \"smtp.example.org:587\"\nlogin = \"localpart\"\n", nil)
+	a := c.Autoconfig
+	if !a.Enabled() || a.Hostname != "mail.example.org" || a.SMTPHost != "smtp.example.org" || a.SMTPPort != 587 || a.Login != "localpart" || len(a.ListenTLS) != 1 {
+		t.Errorf("autoconfig %+v", a)
+	}
+	c = mustLoad(t, "hostname = \"host7\"\n[autoconfig]\nlisten = [\":8080\"]\nsmtp = \":465\"\n", nil)
+	if a := c.Autoconfig; a.Hostname != "host7" || a.SMTPHost != "host7" || a.SMTPPort != 465 {
+		t.Errorf("defaults from hostname: %+v", a)
 	}
 }

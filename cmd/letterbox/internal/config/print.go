@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 
 	gotoml "github.com/pelletier/go-toml/v2"
@@ -16,6 +18,10 @@ func (c *Config) Values() map[string]any {
 	minVersion := "1.2"
 	if c.TLS.MinVersion == tls.VersionTLS13 {
 		minVersion = "1.3"
+	}
+	smtp := ""
+	if c.Autoconfig.SMTPPort != 0 {
+		smtp = net.JoinHostPort(c.Autoconfig.SMTPHost, strconv.Itoa(c.Autoconfig.SMTPPort))
 	}
 	return map[string]any{
 		"data_dir":                      c.DataDir,
@@ -38,6 +44,7 @@ func (c *Config) Values() map[string]any {
 		"pop3.max_connections":          c.POP3.MaxConnections,
 		"pop3.max_connections_per_ip":   c.POP3.MaxConnectionsPerIP,
 		"pop3.idle_timeout":             FormatDuration(c.POP3.IdleTimeout),
+		"pop3.command_timeout":          FormatDuration(c.POP3.CommandTimeout),
 		"pop3.max_line_length":          c.POP3.MaxLineLength,
 		"pop3.max_bad_commands":         c.POP3.MaxBadCommands,
 		"imap.listen":                   nonNil(c.IMAP.Listen),
@@ -55,9 +62,17 @@ func (c *Config) Values() map[string]any {
 		"lmtp.max_message_size":         c.LMTP.MaxMessageSize,
 		"lmtp.max_recipients":           c.LMTP.MaxRecipients,
 		"lmtp.timeout":                  FormatDuration(c.LMTP.Timeout),
+		"lmtp.command_timeout":          FormatDuration(c.LMTP.CommandTimeout),
+		"lmtp.max_connections":          c.LMTP.MaxConnections,
+		"lmtp.max_connections_per_ip":   c.LMTP.MaxConnectionsPerIP,
 		"metrics.listen":                c.Metrics.Listen,
 		"metrics.allow_remote":          c.Metrics.AllowRemote,
 		"control.socket":                c.Control.Socket,
+		"autoconfig.listen":             nonNil(c.Autoconfig.Listen),
+		"autoconfig.listen_tls":         nonNil(c.Autoconfig.ListenTLS),
+		"autoconfig.hostname":           c.Autoconfig.Hostname,
+		"autoconfig.smtp":               smtp,
+		"autoconfig.login":              c.Autoconfig.Login,
 	}
 }
 

@@ -1,4 +1,21 @@
-package main
+// Package metrics keeps the Prometheus metrics of one Letterbox process,
+// in a registry of its own (never the global one: no global state, and
+// tests run servers side by side), and serves them at /metrics. They are
+// counted whether or not metrics.listen serves them, which costs an
+// atomic add per read, write or event.
+//
+// What feeds them:
+//   - connections and bytes: the connection registry (conntrack), through
+//     Conns;
+//   - logins: CountLogins, around the Authenticator the servers get;
+//   - commands by name, with latency, and logins by connection: the
+//     Observer that pop3 and imap call (Sessions);
+//   - LMTP deliveries: the lmtp.Observer from LMTP;
+//   - store errors: failed LMTP deliveries, and the store's own warnings
+//     and errors (StoreLogger): failures it has no caller to return to,
+//     such as a background sync;
+//   - warnings and errors logged: CountLogs.
+package metrics
 
 import (
 	"context"
@@ -15,27 +32,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/letterbox-mail/letterbox/auth"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/conntrack"
 )
 
-// metrics are the Prometheus metrics of one server process, in a registry
-// of their own (never prometheus.DefaultRegisterer: no global state, and
-// tests can run servers side by side). They are exported over HTTP when
-// metrics.listen is set; they are counted either way, which costs an
-// atomic add per read, write or event.
-//
-// Sources:
-//   - connections and bytes: trackedListener, wrapped around each raw
-//     listener (conns.go);
-//   - logins: countingAuth, the Authenticator the protocol servers get;
-//   - LMTP deliveries: the LMTP backend (lmtp.go);
-//   - store errors: failed LMTP deliveries, and the store's own log
-//     records at warn or above (failures it has no caller to return to,
-//     such as a background sync), counted by a slog handler on the store's
-//     logger; session-level failures show in log_messages_total, and in
-//     command_duration_seconds with result "error";
-//   - commands by name with latency: protoObserver, which pop3 and imap
-//     call through their Observer field (observer.go).
-type metrics struct {
+// Metrics are the Prometheus metrics of one server process.
+type Metrics struct {
 	reg *prometheus.Registry
 
 	openConns      *prometheus.GaugeVec
@@ -60,9 +61,10 @@ var (
 	storeErrorSource = []string{"store", "lmtp"}
 )
 
-func newMetrics() *metrics {
+// New returns the metrics of a process running version, all at zero.
+func New(version string) *Metrics {
 	const ns = "letterbox"
-	m := &metrics{
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		openConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Name: "open_connections",
@@ -110,7 +112,7 @@ func newMetrics() *metrics {
 		Namespace: ns, Name: "build_info",
 		Help: "Always 1; the labels tell the version running.",
 	}, []string{"version", "goversion"})
-	buildInfo.WithLabelValues(versionString(), runtime.Version()).Set(1)
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 
 	m.reg.MustRegister(m.openConns, m.connsTotal, m.bytesIn, m.bytesOut, m.logins, m.commands,
 		m.deliveries, m.deliveredBytes, m.storeErrors, m.logMessages, buildInfo,
@@ -118,7 +120,7 @@ func newMetrics() *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	for _, p := range metricProtos {
-		m.forProto(p)
+		m.Conns(p)
 	}
 	for _, p := range loginProtos {
 		for _, r := range loginResults {
@@ -137,17 +139,19 @@ func newMetrics() *metrics {
 	return m
 }
 
-func (m *metrics) forProto(proto string) protoMetrics {
-	return protoMetrics{
-		connsTotal:   m.connsTotal.WithLabelValues(proto),
-		connsCurrent: m.openConns.WithLabelValues(proto),
-		bytesIn:      m.bytesIn.WithLabelValues(proto),
-		bytesOut:     m.bytesOut.WithLabelValues(proto),
+// Conns returns the connection counters of proto, for the connection
+// registry.
+func (m *Metrics) Conns(proto string) conntrack.Meter {
+	return conntrack.Meter{
+		Accepted: m.connsTotal.WithLabelValues(proto),
+		Open:     m.openConns.WithLabelValues(proto),
+		BytesIn:  m.bytesIn.WithLabelValues(proto),
+		BytesOut: m.bytesOut.WithLabelValues(proto),
 	}
 }
 
-// handler serves /metrics, and /healthz for load balancers and monitors.
-func (m *metrics) handler(log *slog.Logger) http.Handler {
+// Handler serves /metrics, and /healthz for load balancers and monitors.
+func (m *Metrics) Handler(log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog:            slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -161,36 +165,26 @@ func (m *metrics) handler(log *slog.Logger) http.Handler {
 	return mux
 }
 
-// newMetricsServer is the HTTP server of the metrics endpoint.
-func newMetricsServer(m *metrics, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           m.handler(log),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-}
-
-// authenticator is what the protocol servers check passwords with: the
+// Authenticator is what the protocol servers check passwords with: the
 // method set of pop3.Authenticator and imap's Authenticator.
-type authenticator interface {
+type Authenticator interface {
 	Authenticate(ctx context.Context, username, password string, remote netip.Addr) (string, error)
 }
 
-var _ authenticator = (*auth.Authenticator)(nil)
+var _ Authenticator = (*auth.Authenticator)(nil)
 
 // countingAuth counts logins per protocol and passes everything else
 // through: errors unchanged (the servers match auth.ErrInvalidCredentials
 // and auth.ErrThrottled), the failure delay done inside auth.
 type countingAuth struct {
-	inner                         authenticator
+	inner                         Authenticator
 	ok, failed, throttled, errors prometheus.Counter
 }
 
-func (m *metrics) countLogins(proto string, a authenticator) authenticator {
+// CountLogins wraps a protocol server's Authenticator to count its
+// logins by result: ok, failed, throttled, error. Errors pass through
+// unchanged.
+func (m *Metrics) CountLogins(proto string, a Authenticator) Authenticator {
 	return &countingAuth{
 		inner:     a,
 		ok:        m.logins.WithLabelValues(proto, "ok"),
@@ -246,9 +240,9 @@ func (h countingHandler) WithGroup(name string) slog.Handler {
 	return countingHandler{inner: h.inner.WithGroup(name), count: h.count}
 }
 
-// countLogs returns log with its warnings and errors counted in
-// log_messages_total.
-func (m *metrics) countLogs(log *slog.Logger) *slog.Logger {
+// CountLogs returns log with its warnings and errors counted in
+// log_messages_total, whether or not log's level lets them through.
+func (m *Metrics) CountLogs(log *slog.Logger) *slog.Logger {
 	warn, errs := m.logMessages.WithLabelValues("warn"), m.logMessages.WithLabelValues("error")
 	return slog.New(countingHandler{inner: log.Handler(), count: func(l slog.Level) {
 		if l >= slog.LevelError {
@@ -259,10 +253,10 @@ func (m *metrics) countLogs(log *slog.Logger) *slog.Logger {
 	}})
 }
 
-// storeLogger returns the logger for store.Options.Logger: the store logs
+// StoreLogger returns the logger for store.Options.Logger: the store logs
 // only what it cannot return to a caller, so each of its warnings and
 // errors is a store error.
-func (m *metrics) storeLogger(log *slog.Logger) *slog.Logger {
+func (m *Metrics) StoreLogger(log *slog.Logger) *slog.Logger {
 	c := m.storeErrors.WithLabelValues("store")
 	return slog.New(countingHandler{inner: log.Handler(), count: func(slog.Level) { c.Inc() }})
 }

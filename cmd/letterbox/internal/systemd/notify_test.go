@@ -1,15 +1,16 @@
-package main
+package systemd
 
 import (
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/lbtest"
 )
 
 func TestSDNotify(t *testing.T) {
@@ -34,94 +35,27 @@ func TestSDNotify(t *testing.T) {
 }
 
 // sdNotify sends one state to $NOTIFY_SOCKET in environ.
-func sdNotify(environ []string, state string) { newNotifier(environ).send(state) }
-
-// notifySocket is a fake $NOTIFY_SOCKET that collects what the server sends.
-type notifySocket struct {
-	path string
-	msgs chan string
-}
-
-func newNotifySocket(t *testing.T) *notifySocket {
-	t.Helper()
-	// Short path: unix socket names are limited to 108 bytes.
-	dir, err := os.MkdirTemp("", "sdn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	ns := &notifySocket{path: filepath.Join(dir, "notify"), msgs: make(chan string, 1000)}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: ns.path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				close(ns.msgs)
-				return
-			}
-			ns.msgs <- string(buf[:n])
-		}
-	}()
-	return ns
-}
-
-// next returns the next message that is not a watchdog ping, counting
-// those in *pings.
-func (ns *notifySocket) next(t *testing.T, pings *int) string {
-	t.Helper()
-	timeout := time.After(20 * time.Second)
-	for {
-		select {
-		case m, ok := <-ns.msgs:
-			if !ok {
-				t.Fatal("notify socket closed")
-			}
-			if m == "WATCHDOG=1" {
-				*pings++
-				continue
-			}
-			return m
-		case <-timeout:
-			t.Fatal("no notification within 20s")
-		}
-	}
-}
-
-// fields splits a notification into its assignments.
-func fields(m string) map[string]string {
-	out := make(map[string]string)
-	for _, l := range strings.Split(m, "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			out[k] = v
-		}
-	}
-	return out
-}
+func sdNotify(environ []string, state string) { NewNotifier(environ).send(state) }
 
 func TestNotifierMessages(t *testing.T) {
-	ns := newNotifySocket(t)
-	n := newNotifier([]string{"NOTIFY_SOCKET=" + ns.path})
+	ns := lbtest.NewNotifySocket(t)
+	n := NewNotifier([]string{"NOTIFY_SOCKET=" + ns.Path})
 	var pings int
 
-	n.ready("Serving")
-	if m := fields(ns.next(t, &pings)); m["READY"] != "1" || m["STATUS"] != "Serving" {
+	n.Ready("Serving")
+	if m := ns.Next(t, &pings); m["READY"] != "1" || m["STATUS"] != "Serving" {
 		t.Errorf("ready: %v", m)
 	}
 	before := monotonicUsec()
-	n.reloading()
+	n.Reloading()
 	after := monotonicUsec()
-	m := fields(ns.next(t, &pings))
+	m := ns.Next(t, &pings)
 	usec, err := strconv.ParseUint(m["MONOTONIC_USEC"], 10, 64)
 	if m["RELOADING"] != "1" || err != nil || usec < before || usec > after {
 		t.Errorf("reloading: %v (monotonic clock between %d and %d)", m, before, after)
 	}
-	n.stopping("Stopping")
-	if m := fields(ns.next(t, &pings)); m["STOPPING"] != "1" {
+	n.Stopping("Stopping")
+	if m := ns.Next(t, &pings); m["STOPPING"] != "1" {
 		t.Errorf("stopping: %v", m)
 	}
 	// Compare with the kernel's clock as systemd reads it.
@@ -145,17 +79,17 @@ func TestNotifierWatchdog(t *testing.T) {
 		{[]string{"WATCHDOG_USEC=0"}, 0},
 		{[]string{"WATCHDOG_USEC=soon"}, 0},
 	} {
-		if got := newNotifier(tt.env).watchdog; got != tt.want {
+		if got := NewNotifier(tt.env).watchdog; got != tt.want {
 			t.Errorf("%v: watchdog %v, want %v", tt.env, got, tt.want)
 		}
 	}
 
-	ticks, stop := newNotifier(nil).watchdogTicks()
+	ticks, stop := NewNotifier(nil).WatchdogTicks()
 	if ticks != nil {
 		t.Error("ticks without a watchdog")
 	}
 	stop()
-	ticks, stop = newNotifier([]string{"WATCHDOG_USEC=20000"}).watchdogTicks()
+	ticks, stop = NewNotifier([]string{"WATCHDOG_USEC=20000"}).WatchdogTicks()
 	defer stop()
 	start := time.Now()
 	<-ticks

@@ -1,20 +1,23 @@
-package main
+package metrics
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/letterbox-mail/letterbox/auth"
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/lmtp"
 )
 
 // metricValue reads one counter or gauge.
@@ -37,10 +40,10 @@ func metricValue(t *testing.T, c prometheus.Collector) float64 {
 }
 
 // scrape returns what /metrics serves.
-func scrape(t *testing.T, m *metrics) string {
+func scrape(t *testing.T, m *Metrics) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	m.handler(slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	m.Handler(slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("/metrics: %d %s", rec.Code, rec.Body)
 	}
@@ -59,7 +62,7 @@ func grepLines(s, sub string) string {
 }
 
 func TestMetricsEndpoint(t *testing.T) {
-	m := newMetrics()
+	m := New("test")
 	out := scrape(t, m)
 	for _, want := range []string{
 		`letterbox_open_connections{proto="imap"} 0`,
@@ -76,12 +79,12 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 	rec := httptest.NewRecorder()
-	m.handler(slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	m.Handler(slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 	if rec.Code != http.StatusOK || rec.Body.String() != "ok\n" {
 		t.Errorf("/healthz: %d %q", rec.Code, rec.Body)
 	}
 	// Two registries side by side: no global state.
-	newMetrics()
+	New("test")
 }
 
 func TestCountingAuth(t *testing.T) {
@@ -98,8 +101,8 @@ func TestCountingAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMetrics()
-	ca := m.countLogins("pop3", a)
+	m := New("test")
+	ca := m.CountLogins("pop3", a)
 	ip := netip.MustParseAddr("192.0.2.1")
 	ctx := context.Background()
 	if name, err := ca.Authenticate(ctx, "ALICE", "secret", ip); err != nil || name != "alice" {
@@ -129,14 +132,14 @@ func TestCountingAuth(t *testing.T) {
 // Warnings and errors are counted even when log.level hides them; the
 // store's are store errors.
 func TestCountingLogs(t *testing.T) {
-	m := newMetrics()
+	m := New("test")
 	var buf strings.Builder
 	base := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelError}))
-	log := m.countLogs(base).With("proto", "pop3")
+	log := m.CountLogs(base).With("proto", "pop3")
 	log.Info("info")
 	log.Warn("hidden warning")
 	log.Error("shown error")
-	st := m.storeLogger(m.countLogs(base))
+	st := m.StoreLogger(m.CountLogs(base))
 	st.Warn("store: fsync cur/")
 	st.Debug("store: cannot watch")
 
@@ -151,5 +154,61 @@ func TestCountingLogs(t *testing.T) {
 	}
 	if out := buf.String(); strings.Contains(out, "hidden") || !strings.Contains(out, `msg="shown error" proto=pop3`) {
 		t.Errorf("log output %q", out)
+	}
+}
+
+func TestObserverCommands(t *testing.T) {
+	m := New("test")
+	obs := m.Sessions("imap", nil)
+	obs.Command(nil, "uid  fetch", 3*time.Millisecond, true)
+	obs.Command(nil, "UID FETCH", time.Millisecond, false)
+	obs.Command(nil, "XYZZY-"+strings.Repeat("A", 100), time.Millisecond, true)
+	out := scrape(t, m)
+	for _, want := range []string{
+		`letterbox_command_duration_seconds_count{command="UID FETCH",proto="imap",result="ok"} 1`,
+		`letterbox_command_duration_seconds_count{command="UID FETCH",proto="imap",result="error"} 1`,
+		`letterbox_command_duration_seconds_count{command="OTHER",proto="imap",result="ok"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, grepLines(out, "command_duration_seconds_count"))
+		}
+	}
+}
+
+// recorder is a UserRecorder for the tests.
+type recorder map[net.Conn]string
+
+func (r recorder) SetUser(c net.Conn, user string) { r[c] = user }
+
+func TestObserverLogins(t *testing.T) {
+	m := New("test")
+	users := recorder{}
+	var c net.Conn = &net.TCPConn{}
+	m.Sessions("pop3", users).Authenticated(c, "alice")
+	if users[c] != "alice" {
+		t.Errorf("recorded %v", users)
+	}
+	m.Sessions("pop3", nil).Authenticated(c, "bob") // nobody to tell: no panic
+}
+
+func TestLMTPObserver(t *testing.T) {
+	m := New("test")
+	o := m.LMTP()
+	o.Recipient(lmtp.Delivered, 100)
+	o.Recipient(lmtp.Delivered, 50)
+	o.Recipient(lmtp.UnknownUser, 0)
+	o.Recipient(lmtp.TooBig, 0)
+	o.Recipient(lmtp.StoreFailed, 10)
+	o.Recipient(lmtp.NotReceived, 0)
+	for result, want := range map[string]float64{"delivered": 2, "unknown_user": 1, "too_big": 1, "failed": 2} {
+		if got := metricValue(t, m.deliveries.WithLabelValues(result)); got != want {
+			t.Errorf("deliveries %s = %v, want %v", result, got, want)
+		}
+	}
+	if got := metricValue(t, m.deliveredBytes); got != 150 {
+		t.Errorf("delivered bytes %v", got)
+	}
+	if got := metricValue(t, m.storeErrors.WithLabelValues("lmtp")); got != 1 {
+		t.Errorf("lmtp store errors %v", got)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package systemd
 
 import (
 	"net"
@@ -10,21 +10,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The sd_notify protocol (sd_notify(3)): newline-separated VAR=value
-// assignments in one datagram to the unix socket named by $NOTIFY_SOCKET.
-// It is small enough not to need libsystemd or go-systemd.
+// Notification: newline-separated VAR=value assignments in one datagram to
+// the unix socket named by $NOTIFY_SOCKET.
 
-// notifier tells systemd about the service's state (Type=notify units). Its
-// zero value, and one made outside systemd, does nothing. Errors are
+// Notifier tells systemd about the service's state (Type=notify units).
+// Its zero value, and one made outside systemd, does nothing. Errors are
 // ignored: a missing notification is systemd's problem to time out on, not
 // a reason to stop serving mail.
-type notifier struct {
+type Notifier struct {
 	socket   string        // "" outside systemd
 	watchdog time.Duration // WATCHDOG_USEC, 0 when off
 }
 
-func newNotifier(environ []string) *notifier {
-	n := &notifier{socket: envValue(environ, "NOTIFY_SOCKET")}
+// NewNotifier returns the notifier environ (the process's environment)
+// asks for.
+func NewNotifier(environ []string) *Notifier {
+	n := &Notifier{socket: envValue(environ, "NOTIFY_SOCKET")}
 	// systemd sets WATCHDOG_PID when it may not be the main process
 	// reading the variable (sd_watchdog_enabled(3)).
 	if pid := envValue(environ, "WATCHDOG_PID"); pid != "" && pid != strconv.Itoa(os.Getpid()) {
@@ -37,7 +38,7 @@ func newNotifier(environ []string) *notifier {
 }
 
 // send sends one notification, lines joined with "\n".
-func (n *notifier) send(lines ...string) {
+func (n *Notifier) send(lines ...string) {
 	if n == nil || n.socket == "" {
 		return
 	}
@@ -53,26 +54,27 @@ func (n *notifier) send(lines ...string) {
 	conn.Write([]byte(strings.Join(lines, "\n")))
 }
 
-// ready says that every listener is bound and served, at start and at the
+// Ready says that every listener is bound and served, at start and at the
 // end of a reload.
-func (n *notifier) ready(status string) { n.send("READY=1", "STATUS="+status) }
+func (n *Notifier) Ready(status string) { n.send("READY=1", "STATUS="+status) }
 
-// reloading starts a reload; ready ends it. systemd ≥ 253 needs the
+// Reloading starts a reload; Ready ends it. systemd ≥ 253 needs the
 // monotonic time with it to match the reload to the request that caused it
 // (Type=notify-reload), and older versions ignore it.
-func (n *notifier) reloading() {
+func (n *Notifier) Reloading() {
 	n.send("RELOADING=1", "STATUS=Reloading configuration", "MONOTONIC_USEC="+strconv.FormatUint(monotonicUsec(), 10))
 }
 
-func (n *notifier) stopping(status string) { n.send("STOPPING=1", "STATUS="+status) }
+// Stopping says the service is stopping.
+func (n *Notifier) Stopping(status string) { n.send("STOPPING=1", "STATUS="+status) }
 
-// keepAlive is WATCHDOG=1, due every watchdogInterval when WatchdogSec= is set.
-func (n *notifier) keepAlive() { n.send("WATCHDOG=1") }
+// KeepAlive is WATCHDOG=1, due at each tick of WatchdogTicks.
+func (n *Notifier) KeepAlive() { n.send("WATCHDOG=1") }
 
-// watchdogTicks returns a channel that ticks at half the watchdog timeout,
+// WatchdogTicks returns a channel that ticks at half the watchdog timeout,
 // as sd_watchdog_enabled(3) recommends, and a stop function. Without a
 // watchdog the channel never ticks.
-func (n *notifier) watchdogTicks() (<-chan time.Time, func()) {
+func (n *Notifier) WatchdogTicks() (<-chan time.Time, func()) {
 	if n == nil || n.watchdog <= 0 {
 		return nil, func() {}
 	}
