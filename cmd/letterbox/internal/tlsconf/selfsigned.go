@@ -55,10 +55,10 @@ func EnsureSelfSigned(dir, hostname string, now time.Time) (certFile, keyFile st
 	}
 	// Key first: a cert without its key would not load, a key alone is
 	// simply replaced next time.
-	if err := renameio.WriteFile(keyFile, keyPEM, 0o600, renameio.WithStaticPermissions(0o600)); err != nil {
+	if err := renameio.WriteFile(keyFile, keyPEM, 0o600, renameio.WithStaticPermissions(0o600), renameio.WithTempDir(filepath.Dir(keyFile))); err != nil {
 		return "", "", false, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	if err := renameio.WriteFile(certFile, certPEM, 0o644, renameio.WithStaticPermissions(0o644)); err != nil {
+	if err := renameio.WriteFile(certFile, certPEM, 0o644, renameio.WithStaticPermissions(0o644), renameio.WithTempDir(filepath.Dir(certFile))); err != nil {
 		return "", "", false, fmt.Errorf("self-signed certificate: %w", err)
 	}
 	return certFile, keyFile, true, nil
