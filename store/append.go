@@ -115,10 +115,8 @@ func (m *Mailbox) Append(ctx context.Context, r io.Reader, opts AppendOptions) (
 // client must survive a crash), then the renames, then the log. On error
 // nothing is left in tmp/.
 func (b *box) commitFiles(ctx context.Context, ps []pending, origin any) ([]uint32, error) {
-	if err := b.refresh(ctx); err != nil {
-		removePending(ps)
-		return nil, err
-	}
+	// No refresh first: new UIDs depend only on the log and the uidlist,
+	// which the transaction reads under the lock.
 	var uids []uint32
 	defer removePending(ps) // whatever was not moved into cur/
 	err := b.transact(ctx, origin, func(t *txn) error {

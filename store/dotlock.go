@@ -298,21 +298,16 @@ func (l *dotlock) release() {
 	}
 }
 
-// held reports whether the lock file is still the one we created.
+// held reports whether the lock file is still the one we created: the
+// same inode with the same change time (a new file that reuses the inode
+// number was made later, so its change time differs).
 func (l *dotlock) held() bool {
-	f, err := openRetry(l.path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
 	var sys syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &sys); err != nil {
-		return false
+	err := syscall.Stat(l.path, &sys)
+	if errors.Is(err, syscall.ESTALE) {
+		err = syscall.Stat(l.path, &sys)
 	}
-	var buf [256]byte
-	n, _ := f.Read(buf[:])
-	owner, known := parseLockOwner(buf[:n])
-	return known && owner == l.owner && sys.Ino == l.ino && sys.Ctim == l.ctime
+	return err == nil && sys.Ino == l.ino && sys.Ctim == l.ctime
 }
 
 // openRetry opens a file, looking its name up again when a network file

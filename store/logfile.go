@@ -53,6 +53,7 @@ func (b *box) followLog() error {
 	if !b.sameLog(f) {
 		return errLogReplaced
 	}
+	b.logVerified = true
 	size := fi.Size()
 	if size == b.logOff {
 		b.logStat = id
@@ -141,7 +142,7 @@ func (b *box) readLog(uidValidity uint32) (*box, error) {
 	nb := b.fresh()
 	nb.uidValidity = uidValidity
 	nb.applySnapshot(snap)
-	nb.logID, nb.logIno = h.id, fileIDOf(fi).ino
+	nb.logID, nb.logIno, nb.logVerified = h.id, fileIDOf(fi).ino, true
 	nb.logSnap = int64(rn)
 	off := logHeaderSize + rn
 	for off < len(data) {
@@ -234,7 +235,7 @@ func (b *box) appendLog(rec []byte) error {
 	if err != nil {
 		return wrapErr("stat letterbox-log", err)
 	}
-	if fileIDOf(fi).ino != b.logIno || !b.sameLog(f) {
+	if fileIDOf(fi).ino != b.logIno || (fi.Size() != b.logOff || !b.logVerified) && !b.sameLog(f) {
 		// Replaced by hand while we hold the lock: ours is the state.
 		return errLogGone
 	}
@@ -283,7 +284,7 @@ func (b *box) writeLog() error {
 		return wrapErr("stat letterbox-log", err)
 	}
 	b.logID, b.logIno, b.logOff, b.logStat, b.logSnap = h.id, id.ino, int64(len(data)), id, int64(len(snap))
-	b.logBad = false
+	b.logBad, b.logVerified = false, true
 	b.noLogSince = time.Time{}
 	return nil
 }

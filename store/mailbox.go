@@ -79,6 +79,9 @@ type box struct {
 	logStat fileID // the log file when last read
 	logSnap int64  // size of its snapshot record, for compaction
 	logBad  bool   // a damaged record ends it: the next writer cuts it off
+	// logVerified: the file at logIno was checked to be ours (its header)
+	// since it was opened.
+	logVerified bool
 	// noLogSince is when the log could last not be written (zero when it
 	// can): the folder is then followed by listing it, and rebuilding the
 	// log is tried again only now and then.

@@ -213,8 +213,9 @@ func (t *txn) appendUidlist(lines []uidEntry) error {
 	if err != nil {
 		return wrapErr("append uidlist", err)
 	}
-	if size := fi.Size(); size > 0 {
-		// A line cut short by a crash must not swallow ours.
+	if size := fi.Size(); size > 0 && !(fileIDOf(fi).ino == b.uidlistIno && size == b.uidlistOff) {
+		// A line cut short by a crash must not swallow ours (where we
+		// read up to the end ourselves, it ends with a newline).
 		var last [1]byte
 		if _, err := f.ReadAt(last[:], size-1); err == nil && last[0] != '\n' {
 			buf.WriteByte('\n')

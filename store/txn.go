@@ -236,7 +236,7 @@ func (t *txn) commit() error {
 // there is room (see reload).
 func (b *box) logless(err error) {
 	b.s.log.Error("store: no letterbox-log for now, reading the folder instead", "mailbox", b.name, "err", err)
-	b.logIno, b.logID, b.logOff, b.logStat = 0, 0, 0, fileID{}
+	b.logIno, b.logID, b.logOff, b.logStat, b.logVerified = 0, 0, 0, fileID{}, false
 	b.noLogSince = time.Now()
 }
 

@@ -72,7 +72,8 @@ func TestKill9(t *testing.T) {
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		for i := range 2 {
-			wg.Go(func() { k.imapWriter(in, fmt.Sprintf("r%dw%d", round, i), rng.Uint64(), stop) })
+			seed := rng.Uint64() // drawn here: rng is not for several goroutines
+			wg.Go(func() { k.imapWriter(in, fmt.Sprintf("r%dw%d", round, i), seed, stop) })
 		}
 		wg.Go(func() { k.lmtpWriter(in, fmt.Sprintf("r%dl", round), stop) })
 		wg.Go(func() { k.deliverWriter(in, notes, fmt.Sprintf("r%dd", round), stop) })
