@@ -415,8 +415,6 @@ func readFile(t testing.TB, path string) []byte {
 	return b
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
-
 // tlsClient continues a raw client over TLS after STARTTLS.
 func tlsClient(t testing.TB, c *rawClient, e *testEnv) *rawClient {
 	t.Helper()

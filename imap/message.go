@@ -76,18 +76,28 @@ func (c *msgCache) put(k msgKey, info *msgInfo) {
 	}
 }
 
-func (sel *selected) msgKey(uid uint32) msgKey {
-	return msgKey{box: sel.box.key, uidValidity: sel.uidValidity, uid: uid}
+// msgSource is where a message is read from: a mailbox handle and the
+// message's cache key.
+type msgSource struct {
+	mbox *store.Mailbox
+	key  msgKey
 }
 
-// info returns the parsed structure of a message of the selected mailbox:
-// only the top header unless full.
-func (s *session) info(sel *selected, uid uint32, full bool) (*msgInfo, error) {
-	k := sel.msgKey(uid)
+func (s *session) source(sel *selected, uid uint32) msgSource {
+	return msgSource{
+		mbox: sel.mbox,
+		key:  msgKey{box: s.user.Root() + "\x00" + sel.name, uidValidity: sel.uidValidity, uid: uid},
+	}
+}
+
+// info returns the parsed structure of a message: only the top header
+// unless full.
+func (s *session) info(src msgSource, full bool) (*msgInfo, error) {
+	k := src.key
 	if info := s.srv.cache.get(k, full); info != nil {
 		return info, nil
 	}
-	body, err := sel.mbox.OpenMessage(s.ctx, uid)
+	body, err := src.mbox.OpenMessage(s.ctx, k.uid)
 	if err != nil {
 		return nil, err
 	}
@@ -98,13 +108,13 @@ func (s *session) info(sel *selected, uid uint32, full bool) (*msgInfo, error) {
 // header is info without full, together with the raw top header that
 // HEADER.FIELDS and SEARCH HEADER filter: a message not yet cached is
 // read once for both, not parsed and then opened again.
-func (s *session) header(sel *selected, uid uint32) (*msgInfo, []byte, error) {
-	k := sel.msgKey(uid)
+func (s *session) header(src msgSource) (*msgInfo, []byte, error) {
+	k := src.key
 	if info := s.srv.cache.get(k, false); info != nil {
-		raw, err := readRange(s.ctx, sel.mbox, uid, 0, info.root.bodyOff)
+		raw, err := readRange(s.ctx, src.mbox, k.uid, 0, info.root.bodyOff)
 		return info, raw, err
 	}
-	body, err := sel.mbox.OpenMessage(s.ctx, uid)
+	body, err := src.mbox.OpenMessage(s.ctx, k.uid)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,8 +131,8 @@ func (s *session) header(sel *selected, uid uint32) (*msgInfo, []byte, error) {
 
 // whole reads a whole message and returns it with its full structure,
 // opening the file once.
-func (s *session) whole(sel *selected, uid uint32) (*msgInfo, []byte, error) {
-	body, err := sel.mbox.OpenMessage(s.ctx, uid)
+func (s *session) whole(src msgSource) (*msgInfo, []byte, error) {
+	body, err := src.mbox.OpenMessage(s.ctx, src.key.uid)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -131,7 +141,7 @@ func (s *session) whole(sel *selected, uid uint32) (*msgInfo, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	k := sel.msgKey(uid)
+	k := src.key
 	if info := s.srv.cache.get(k, true); info != nil {
 		return info, raw, nil
 	}
