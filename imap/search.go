@@ -271,8 +271,43 @@ func (sc *searchCtx) headerMatch(m *searchMsg, key, value string) (bool, error) 
 		if needle == "" || strings.Contains(fold(decodeHeader(f.value)), needle) {
 			return true, nil
 		}
+		if addressFields[key] && strings.Contains(fold(addressText(f.value)), needle) {
+			return true, nil
+		}
 	}
 	return false, nil
+}
+
+// addressFields hold address lists: they are also searched in their
+// parsed form, so FROM user@domain.org finds
+// "<user (comment)@ (comment) domain.org>" (comments and white space are
+// not part of the address, RFC 5322 §3.4.1), as Dovecot does.
+var addressFields = map[string]bool{
+	"from": true, "to": true, "cc": true, "bcc": true, "sender": true, "reply-to": true,
+}
+
+// addressText is an address list as "name <local@domain>, ...", names
+// decoded.
+func addressText(v string) string {
+	var b strings.Builder
+	for _, a := range addressList(v) {
+		if a.groupEnd {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		if a.name != "" {
+			b.WriteString(decodeHeader(a.name))
+			b.WriteByte(' ')
+		}
+		b.WriteString("<" + a.mailbox)
+		if a.host != "" {
+			b.WriteString("@" + a.host)
+		}
+		b.WriteByte('>')
+	}
+	return b.String()
 }
 
 // loadBody reads the message, once, and decodes its header and its text
