@@ -51,7 +51,7 @@ func TestNULNeverInAnOrdinaryLiteral(t *testing.T) {
 func TestInvalidModifiedUTF7IsNO(t *testing.T) {
 	e := newEnv(t)
 	c := e.login("alice")
-	for _, cmd := range []string{`a SELECT "&Jjo"`, `b CREATE "&Jjo"`, `c STATUS "&Jjo" (MESSAGES)`, `d DELETE "x&-&"`, "e EXAMINE \"caf\xc3\xa9\""} {
+	for _, cmd := range []string{`a SELECT "&Jjo"`, `b CREATE "&Jjo"`, `c STATUS "&Jjo" (MESSAGES)`, `d DELETE "x&-&"`, "e EXAMINE \"caf\xe9\""} {
 		if got := c.fails(cmd, "NO"); !strings.Contains(got, "modified UTF-7") {
 			t.Errorf("%s: %q", cmd, got)
 		}

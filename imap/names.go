@@ -53,13 +53,18 @@ func encodeMUTF7(s string) string {
 }
 
 // decodeMUTF7 turns modified UTF-7 into UTF-8. It refuses what RFC 3501
-// §5.1.3 does not allow: 8-bit or control bytes, a shift that does not
-// end, bad base64, printable ASCII encoded, broken UTF-16.
+// §5.1.3 does not allow: control bytes, a shift that does not end, bad
+// base64, printable ASCII encoded, broken UTF-16. 8-bit text is taken as
+// it is if it is valid UTF-8: clients that assume IMAP4rev2 without
+// enabling it (go-imap's imapclient among them) send names so.
 func decodeMUTF7(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", errBadName
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c > 0x7e {
+		if c < 0x20 || c == 0x7f {
 			return "", errBadName
 		}
 		if c != '&' {
