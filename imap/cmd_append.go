@@ -32,22 +32,24 @@ func (s *session) cmdAppend(cmd *command) error {
 		mbox = m
 	}
 	var uids []uint32
-	fail := func(err error) error {
-		if len(uids) > 0 {
-			// MULTIAPPEND is all or nothing (RFC 3502 §6.3.11).
-			if _, xerr := mbox.Expunge(s.ctx, store.ExpungeOptions{UIDs: uids, Origin: origin}); xerr != nil {
-				s.log.Error("imap: undo MULTIAPPEND", "err", xerr)
+	done := false
+	defer func() {
+		// MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): on any
+		// failure, a refused literal or a syntax error included, the
+		// messages stored already go again.
+		if !done && len(uids) > 0 {
+			if _, err := mbox.Expunge(s.ctx, store.ExpungeOptions{UIDs: uids, Origin: origin}); err != nil {
+				s.log.Error("imap: undo MULTIAPPEND", "err", err)
 			}
 		}
-		return err
-	}
+	}()
 	for {
 		p.sp()
 		opts := store.AppendOptions{MaxSize: s.srv.appendLimit(), Origin: origin}
 		if p.peek() == '(' {
 			f, kws, err := storeFlags(p.flagList())
 			if err != nil {
-				return fail(err)
+				return err
 			}
 			opts.Flags, opts.Keywords = f, kws
 			p.sp()
@@ -63,7 +65,7 @@ func (s *session) cmdAppend(cmd *command) error {
 			uid, err = s.appendLiteral(p, mbox, opts)
 		}
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		uids = append(uids, uid)
 		if p.atEnd() {
@@ -71,6 +73,7 @@ func (s *session) cmdAppend(cmd *command) error {
 		}
 	}
 	p.end()
+	done = true
 	v, err := s.uidValidity(mbox)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"html"
 	"regexp"
 	"strings"
 	"unicode"
@@ -67,8 +68,7 @@ var (
 func htmlText(s string) string {
 	s = htmlDropRE.ReplaceAllString(s, " ")
 	s = htmlTagRE.ReplaceAllString(s, " ")
-	r := strings.NewReplacer("&nbsp;", " ", "&amp;", "&", "&lt;", "<", "&gt;", ">", "&quot;", `"`, "&#39;", "'")
-	return r.Replace(s)
+	return html.UnescapeString(s)
 }
 
 // previewText collapses white space, skips quoted lines and cuts.

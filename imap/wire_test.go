@@ -163,7 +163,7 @@ func TestUnknownCommandBeforeLogin(t *testing.T) {
 func TestCapabilities(t *testing.T) {
 	const after = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE IDLE UNSELECT NAMESPACE UIDPLUS MOVE " +
 		"ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE CHILDREN " +
-		"STATUS=SIZE BINARY UNAUTHENTICATE UTF8=ACCEPT ID APPENDLIMIT=52428800 COMPRESS=DEFLATE"
+		"STATUS=SIZE BINARY UNAUTHENTICATE UTF8=ACCEPT ID MULTIAPPEND WITHIN PREVIEW APPENDLIMIT=52428800 COMPRESS=DEFLATE"
 	t.Run("plain, insecure auth not allowed", func(t *testing.T) {
 		e := newEnv(t, withServer(func(s *Server) { s.AllowInsecureAuth = false }))
 		c := e.dial()

@@ -1,0 +1,219 @@
+package imap
+
+import (
+	"bufio"
+	"compress/flate"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/letterbox-mail/letterbox/store"
+)
+
+// MULTIAPPEND, COMPRESS, WITHIN, PREVIEW and QUOTA on the wire.
+
+func TestMultiAppend(t *testing.T) {
+	e := newEnv(t, withServer(func(s *Server) { s.AppendLimit = 1000 }))
+	c := e.login("alice")
+	v := e.uidValidity("alice", "INBOX")
+	m1, m2 := msg("first"), msg("second")
+	esc := func(s string) string { return strings.ReplaceAll(s, "\r\n", `\r\n`) }
+	transcript(t, c, map[string]string{"V": v}, `
+		C: a APPEND INBOX (\Seen) {`+itoa(len(m1))+`+}\r\n`+esc(m1)+` ($Work) " 2-Feb-2026 10:00:00 +0000" {`+itoa(len(m2))+`}
+		S: + Ready for literal data
+		C: `+esc(m2)+`
+		S: a OK [APPENDUID ${V} 1:2] APPEND completed
+	`)
+	// All or nothing (RFC 3502): the second message is too big, so the
+	// first is not kept either.
+	big := strings.Repeat("x", 2000)
+	c.sendRaw("b APPEND INBOX {" + itoa(len(m1)) + "+}\r\n" + m1 + " {" + itoa(len(big)) + "+}\r\n" + big + "\r\n")
+	if _, tagged := c.until("b"); !strings.HasPrefix(tagged, "b NO [TOOBIG]") {
+		t.Errorf("%q", tagged)
+	}
+	transcript(t, c, map[string]string{"V": v}, `
+		C: c STATUS INBOX (MESSAGES UIDNEXT)
+		S: * STATUS INBOX (MESSAGES 2 UIDNEXT 4)
+		S: c OK STATUS completed
+		C: d SELECT INBOX
+		S: * 2 EXISTS
+		S: * 2 RECENT
+		S: * OK [UNSEEN 2] First unseen message
+		S: * OK [UIDVALIDITY ${V}] UIDs valid
+		S: * OK [UIDNEXT 4] Predicted next UID
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Work)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Work \*)] Permanent flags
+		S: d OK [READ-WRITE] SELECT completed
+		C: e FETCH 1:* (FLAGS INTERNALDATE)
+		S~ * 1 FETCH (FLAGS (\Seen \Recent) INTERNALDATE
+		S: * 2 FETCH (FLAGS ($Work \Recent) INTERNALDATE " 2-Feb-2026 10:00:00 +0000")
+		S: e OK FETCH completed
+	`)
+}
+
+// compressed continues a raw client through COMPRESS=DEFLATE.
+type compressed struct {
+	fw *flate.Writer
+}
+
+func (w compressed) Write(p []byte) (int, error) {
+	n, err := w.fw.Write(p)
+	if err == nil {
+		err = w.fw.Flush()
+	}
+	return n, err
+}
+
+func TestCompress(t *testing.T) {
+	e := newEnv(t)
+	e.appendMsg("alice", "INBOX", msg("squeezed"), 0)
+	c := e.login("alice")
+	c.ok("a COMPRESS DEFLATE")
+	fw, _ := flate.NewWriter(c.conn, flate.BestCompression)
+	zc := &rawClient{t: t, conn: zconn{c.conn, compressed{fw}}, r: bufio.NewReader(flate.NewReader(c.r))}
+	transcript(t, zc, nil, `
+		C: b NOOP
+		S: b OK NOOP completed
+		C: c COMPRESS DEFLATE
+		S: c NO [COMPRESSIONACTIVE] DEFLATE is already active
+		C: d SELECT INBOX
+		S: * 1 EXISTS
+		S: * 1 RECENT
+		S: * OK [UNSEEN 1] First unseen message
+		S~ * OK [UIDVALIDITY
+		S: * OK [UIDNEXT 2] Predicted next UID
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Permanent flags
+		S: d OK [READ-WRITE] SELECT completed
+		C: e FETCH 1 BODY.PEEK[TEXT]
+		S: * 1 FETCH (BODY[TEXT] {18}\r\nbody of squeezed\r\n)
+		S: e OK FETCH completed
+		C: f IDLE
+		S: + idling
+	`)
+	e.appendMsg("alice", "INBOX", msg("while idling"), 0)
+	transcript(t, zc, nil, `
+		S: * 2 EXISTS
+		C: DONE
+		S: * 2 RECENT
+		S: f OK IDLE terminated
+		C: g LOGOUT
+		S: * BYE Logging out
+		S: g OK LOGOUT completed
+	`)
+	// Before login COMPRESS is not there.
+	c = e.dial().greeted()
+	c.fails("a COMPRESS DEFLATE", "BAD")
+}
+
+// zconn writes through the compressor and reads from the raw conn (the
+// rawClient's reader is given separately).
+type zconn struct {
+	net.Conn
+	w io.Writer
+}
+
+func (z zconn) Write(p []byte) (int, error) { return z.w.Write(p) }
+
+func TestWithin(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now()
+	e.appendMsgAt("alice", "INBOX", msg("old"), 0, now.Add(-48*time.Hour))
+	e.appendMsgAt("alice", "INBOX", msg("hour"), 0, now.Add(-time.Hour))
+	e.appendMsgAt("alice", "INBOX", msg("new"), 0, now.Add(-time.Minute))
+	c := e.login("alice")
+	c.ok("a SELECT INBOX")
+	for q, want := range map[string]string{
+		"YOUNGER 600":                "* SEARCH 3",
+		"YOUNGER 7200":               "* SEARCH 2 3",
+		"OLDER 7200":                 "* SEARCH 1",
+		"OLDER 600 YOUNGER 86400":    "* SEARCH 2",
+		"NOT OLDER 600":              "* SEARCH 3",
+		"OR OLDER 86400 YOUNGER 600": "* SEARCH 1 3",
+	} {
+		if u := c.ok("s SEARCH " + q); len(u) != 1 || u[0] != want {
+			t.Errorf("SEARCH %s: %q, want %q", q, u, want)
+		}
+	}
+	c.fails("b SEARCH YOUNGER 0", "BAD")
+}
+
+func TestPreview(t *testing.T) {
+	e := newEnv(t)
+	e.appendMsg("alice", "INBOX", "Subject: p\r\n\r\n> quoted line\r\nHello   there,\r\n\r\nthe  report.\r\n", 0)
+	e.appendMsg("alice", "INBOX", "Subject: h\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>p{}</style></head><body><p>Caf&eacute; &amp; <b>tea</b></p></body></html>\r\n", 0)
+	e.appendMsg("alice", "INBOX", "Subject: a\r\nContent-Type: application/pdf\r\n\r\n%PDF\r\n", 0)
+	e.appendMsg("alice", "INBOX", "Subject: l\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+strings.Repeat("Gr=C3=BC=C3=9Fe ", 60)+"\r\n", 0)
+	c := e.login("alice")
+	c.ok("a SELECT INBOX")
+	u := c.ok("b FETCH 1:4 (PREVIEW)")
+	want := []string{
+		`* 1 FETCH (PREVIEW "Hello there, the report.")`,
+		"* 2 FETCH (PREVIEW {11}\r\nCafé & tea)",
+		`* 3 FETCH (PREVIEW "")`,
+	}
+	for i, w := range want {
+		if i >= len(u) || u[i] != w {
+			t.Errorf("got %q, want %q", u, w)
+		}
+	}
+	// 200 characters, UTF-8 in a literal (not enabled).
+	if len(u) != 4 || !strings.HasPrefix(u[3], "* 4 FETCH (PREVIEW {") || strings.Count(u[3], "ß") != 33 {
+		t.Errorf("%q", u)
+	}
+	c.ok("c FETCH 1 (PREVIEW (LAZY))")
+	if u := c.ok("d FETCH 1 (FLAGS)"); strings.Contains(u[0], `\Seen`) {
+		t.Errorf("PREVIEW set \\Seen: %q", u)
+	}
+}
+
+func TestQuota(t *testing.T) {
+	e := newEnv(t, withServer(func(s *Server) {
+		s.QuotaStorage = 4096
+		s.QuotaMessages = 3
+	}))
+	e.appendMsg("alice", "INBOX", msg("one"), 0)
+	e.appendMsg("alice", "Archive", msg("two"), 0)
+	c := e.login("alice")
+	transcript(t, c, nil, `
+		C: a GETQUOTAROOT INBOX
+		S: * QUOTAROOT INBOX ""
+		S: * QUOTA "" (STORAGE 1 4 MESSAGE 2 3)
+		S: a OK GETQUOTAROOT completed
+		C: b GETQUOTA ""
+		S: * QUOTA "" (STORAGE 1 4 MESSAGE 2 3)
+		S: b OK GETQUOTA completed
+		C: c GETQUOTA "other"
+		S: c NO [NONEXISTENT] No such quota root
+		C: d SETQUOTA "" (STORAGE 100)
+		S: d NO [NOPERM] Quotas are set by the administrator
+		C: e APPEND INBOX {5000}
+		S: e NO [OVERQUOTA] Quota exceeded
+		C: f SELECT INBOX
+		S~ * 1 EXISTS
+		S~ * 1 RECENT
+		S~ * OK [UNSEEN
+		S~ * OK [UIDVALIDITY
+		S~ * OK [UIDNEXT
+		S~ * FLAGS
+		S~ * OK [PERMANENTFLAGS
+		S: f OK [READ-WRITE] SELECT completed
+		C: g COPY 1 Trash
+		S~ g OK [COPYUID
+		C: h COPY 1 Trash
+		S: h NO [OVERQUOTA] Quota exceeded
+	`)
+	c.ok("i NOOP")
+	if !strings.Contains(c.ok("j CAPABILITY")[0], " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE") {
+		t.Error("QUOTA not advertised")
+	}
+	st, _ := e.user("alice").Open(t.Context(), "Trash")
+	defer st.Close()
+	var n int
+	st.Read(t.Context(), func(v *store.View) { n = v.Len() })
+	if n != 1 {
+		t.Errorf("Trash has %d", n)
+	}
+}
