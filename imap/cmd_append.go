@@ -131,7 +131,3 @@ func (s *session) storeMessage(mbox *store.Mailbox, r io.Reader, binary bool, op
 	return uid, err
 }
 
-// appendCatenate is CATENATE, not supported yet (not advertised).
-func (s *session) appendCatenate(p *parser, mbox *store.Mailbox, opts store.AppendOptions) (uint32, error) {
-	return 0, bad("", "CATENATE is not supported")
-}

@@ -217,3 +217,63 @@ func TestQuota(t *testing.T) {
 		t.Errorf("Trash has %d", n)
 	}
 }
+
+func TestCatenate(t *testing.T) {
+	e := newEnv(t, withServer(func(s *Server) { s.AppendLimit = 500 }))
+	orig := "From: a@example.org\r\nSubject: orig\r\n\r\noriginal text\r\n"
+	e.appendMsg("alice", "INBOX", orig, 0)
+	c := e.login("alice")
+	v := e.uidValidity("alice", "INBOX")
+	vd := e.uidValidity("alice", "Drafts")
+	text := "Added line.\r\n"
+	transcript(t, c, map[string]string{"V": v, "VD": vd}, `
+		C: a APPEND Drafts (\Draft) CATENATE (URL "/INBOX;UIDVALIDITY=${V}/;UID=1/;SECTION=HEADER" TEXT {13+}\r\nAdded line.\r\n URL "imap://alice@localhost/INBOX/;UID=1/;SECTION=TEXT")
+		S: a OK [APPENDUID ${VD} 1] APPEND completed
+		C: b SELECT INBOX
+		S~ * 1 EXISTS
+		S~ * 1 RECENT
+		S~ * OK [UNSEEN
+		S~ * OK [UIDVALIDITY
+		S~ * OK [UIDNEXT
+		S~ * FLAGS
+		S~ * OK [PERMANENTFLAGS
+		S: b OK [READ-WRITE] SELECT completed
+		C: c APPEND Drafts CATENATE (URL ";UID=1/;SECTION=TEXT/;PARTIAL=0.8")
+		S: c OK [APPENDUID ${VD} 2] APPEND completed
+		C: d APPEND Drafts CATENATE (URL "/INBOX;UIDVALIDITY=1/;UID=1")
+		S: d NO [BADURL /INBOX;UIDVALIDITY=1/;UID=1] Bad or unknown URL
+		C: e APPEND Drafts CATENATE (URL "imap://bob@localhost/INBOX/;UID=1")
+		S: e NO [BADURL imap://bob@localhost/INBOX/;UID=1] Bad or unknown URL
+		C: f APPEND Drafts CATENATE (URL "/INBOX/;UID=1" URL "/INBOX/;UID=1" URL "/INBOX/;UID=1" URL "/INBOX/;UID=1" URL "/INBOX/;UID=1" URL "/INBOX/;UID=1" URL "/INBOX/;UID=1" URL "/INBOX/;UID=1" URL "/INBOX/;UID=1" URL "/INBOX/;UID=1")
+		S: f NO [TOOBIG] Message too big
+		C: g APPEND Drafts CATENATE (TEXT {600}
+		S: g NO [TOOBIG] Message too big
+		C: h APPEND Drafts CATENATE ()
+		S: h BAD Syntax error: CATENATE needs a part
+		C: i APPEND Drafts CATENATE (BOGUS "x")
+		S: i BAD Syntax error: unknown CATENATE part BOGUS
+		C: j STATUS Drafts (MESSAGES)
+		S: * STATUS "Drafts" (MESSAGES 2)
+		S: j OK STATUS completed
+	`)
+	d, err := e.user("alice").Open(t.Context(), "Drafts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for uid, want := range map[uint32]string{
+		1: "From: a@example.org\r\nSubject: orig\r\n\r\n" + text + "original text\r\n",
+		2: "original",
+	} {
+		b, err := d.OpenMessage(t.Context(), uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(b)
+		b.Close()
+		if string(got) != want {
+			t.Errorf("UID %d: %q, want %q", uid, got, want)
+		}
+	}
+	_ = orig
+}
