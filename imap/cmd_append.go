@@ -130,4 +130,3 @@ func (s *session) storeMessage(mbox *store.Mailbox, r io.Reader, binary bool, op
 	<-done
 	return uid, err
 }
-
