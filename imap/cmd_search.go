@@ -301,7 +301,6 @@ func (s *session) cmdSearch(cmd *command) error {
 	default:
 		return no("BADCHARSET", "Only UTF-8 and US-ASCII searches are supported")
 	}
-	sel := s.sel
 	if a.ret.ReturnSave {
 		s.searchRes = nil // RFC 5182 §2.1: a failed SEARCH leaves "$" empty
 	}
@@ -309,14 +308,15 @@ func (s *session) cmdSearch(cmd *command) error {
 	if err != nil {
 		return err
 	}
+	if a.update {
+		if err := s.startUpdate(cmd, &a, found); err != nil {
+			return err
+		}
+	}
 	if a.ret.ReturnSave {
 		s.searchRes = savedResult(&a, found)
 	}
-	if a.update {
-		s.startUpdate(cmd, &a)
-	}
 	s.writeSearch(cmd, &a, found)
-	_ = sel
 	return nil
 }
 

@@ -277,3 +277,61 @@ func TestCatenate(t *testing.T) {
 	}
 	_ = orig
 }
+
+func TestContextSearch(t *testing.T) {
+	e := newEnv(t)
+	for i := 0; i < 5; i++ {
+		e.appendMsg("alice", "INBOX", msg(itoa(i)), 0)
+	}
+	c, o := e.login("alice"), e.login("alice")
+	c.ok("s SELECT INBOX")
+	o.ok("s SELECT INBOX")
+	o.ok(`o1 STORE 1 +FLAGS (\Flagged)`)
+	c.ok("n NOOP")
+	transcript(t, c, nil, `
+		C: p1 SEARCH RETURN (PARTIAL 2:3) ALL
+		S: * ESEARCH (TAG "p1") PARTIAL (2:3 2:3)
+		S: p1 OK SEARCH completed
+		C: p2 UID SEARCH RETURN (PARTIAL -1:-2 COUNT) ALL
+		S: * ESEARCH (TAG "p2") UID COUNT 5 PARTIAL (-1:-2 4:5)
+		S: p2 OK UID SEARCH completed
+		C: p3 SEARCH RETURN (PARTIAL 7:9) ALL
+		S: * ESEARCH (TAG "p3") PARTIAL (7:9 NIL)
+		S: p3 OK SEARCH completed
+		C: p4 SEARCH RETURN (PARTIAL 1:2 ALL) ALL
+		S: p4 BAD Syntax error: PARTIAL and ALL together
+		C: u1 SEARCH RETURN (UPDATE) FLAGGED
+		S: u1 BAD UPDATE needs UID SEARCH
+		C: u2 UID SEARCH RETURN (UPDATE CONTEXT) FLAGGED
+		S: * ESEARCH (TAG "u2") UID ALL 1
+		S: u2 OK UID SEARCH completed
+	`)
+	o.ok(`o2 STORE 3 +FLAGS (\Flagged)`)
+	o.ok(`o3 STORE 1 -FLAGS (\Flagged)`)
+	transcript(t, c, nil, `
+		C: n2 NOOP
+		S: * 3 FETCH (UID 3 FLAGS (\Flagged \Recent))
+		S: * 1 FETCH (UID 1 FLAGS (\Recent))
+		S: * ESEARCH (TAG "u2") UID ADDTO (0 3)
+		S: * ESEARCH (TAG "u2") UID REMOVEFROM (0 1)
+		S: n2 OK NOOP completed
+	`)
+	e.appendMsg("alice", "INBOX", msg("new"), store.FlagFlagged)
+	transcript(t, c, nil, `
+		C: n3 NOOP
+		S: * 6 EXISTS
+		S: * ESEARCH (TAG "u2") UID ADDTO (0 6)
+		S: * 6 RECENT
+		S: n3 OK NOOP completed
+		C: x CANCELUPDATE "u2"
+		S: x OK CANCELUPDATE completed
+		C: x2 CANCELUPDATE "u2"
+		S: x2 BAD No search kept alive with tag u2
+	`)
+	o.ok(`o4 STORE 2 +FLAGS (\Flagged)`)
+	transcript(t, c, nil, `
+		C: n4 NOOP
+		S: * 2 FETCH (UID 2 FLAGS (\Flagged \Recent))
+		S: n4 OK NOOP completed
+	`)
+}

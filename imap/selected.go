@@ -31,6 +31,8 @@ type selected struct {
 	gone    bool
 	// claimPending: messages came during IDLE, \Recent not yet claimed.
 	claimPending bool
+	// live are the searches kept alive (CONTEXT=SEARCH UPDATE).
+	live []*liveSearch
 }
 
 // cmdSelect is SELECT and EXAMINE (RFC 3501 §6.3.1, §6.3.2; RFC 9051

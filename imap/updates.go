@@ -153,6 +153,7 @@ func (s *session) poll(allowExpunge, idling bool) error {
 		return errConnClosed
 	}
 	existsSent := false
+	var touched, expunged []uint32 // for the searches kept alive
 	for i, e := range entries {
 		switch e.ch.Kind {
 		case store.Appended:
@@ -160,6 +161,7 @@ func (s *session) poll(allowExpunge, idling bool) error {
 				sel.uids = append(sel.uids, e.ch.UID)
 				s.c.out.writeString("* " + itoa(len(sel.uids)) + " EXISTS\r\n")
 				existsSent = true
+				touched = append(touched, e.ch.UID)
 				sel.claimPending = sel.claimPending || idling
 			}
 		case store.Expunged:
@@ -172,10 +174,14 @@ func (s *session) poll(allowExpunge, idling bool) error {
 				sel.uids = append(sel.uids[:seq-1], sel.uids[seq:]...)
 				delete(sel.recent, e.ch.UID)
 				delete(sel.shownAt, e.ch.UID)
+				expunged = append(expunged, e.ch.UID)
 				s.c.out.writeString("* " + itoa(seq) + " EXPUNGE\r\n")
 			}
 		case store.FlagsChanged:
 			seq := sel.seqOf(e.ch.UID)
+			if seq > 0 && len(sel.live) > 0 {
+				touched = append(touched, e.ch.UID)
+			}
 			if seq == 0 || e.pos <= sel.shownAt[e.ch.UID] {
 				continue
 			}
@@ -209,6 +215,7 @@ func (s *session) poll(allowExpunge, idling bool) error {
 		s.c.bye("Selected mailbox was deleted or renamed, have to disconnect")
 		return errConnClosed
 	}
+	s.updateLive(dedupUIDs(touched), expunged)
 	if (existsSent || claimed) && !s.rev2 {
 		if n := sel.recentCount(); n != sel.recentShown {
 			sel.recentShown = n
@@ -281,4 +288,20 @@ func (sel *selected) recentCount() int {
 		}
 	}
 	return n
+}
+
+// dedupUIDs drops repeated UIDs, keeping the first of each.
+func dedupUIDs(u []uint32) []uint32 {
+	if len(u) < 2 {
+		return u
+	}
+	seen := make(map[uint32]bool, len(u))
+	out := u[:0]
+	for _, x := range u {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
