@@ -24,6 +24,13 @@ func parseStore(p *parser, uid bool) storeArgs {
 	p.sp()
 	a.set = p.numSet(uid)
 	p.sp()
+	if p.peek() == '(' {
+		// RFC 4466 store-modifiers; UNCHANGEDSINCE (RFC 7162) comes
+		// here with Store v2.
+		p.list(false, func() {
+			p.fail("unknown STORE modifier %s", p.word())
+		})
+	}
 	switch {
 	case p.maybe('+'):
 		a.flags.Op = imap.StoreFlagsAdd

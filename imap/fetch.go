@@ -70,6 +70,13 @@ func parseFetch(p *parser, uid bool) fetchArgs {
 			a.addItem(p, w)
 		}
 	}
+	if p.maybeSP() {
+		// RFC 4466 fetch-modifiers; CHANGEDSINCE and VANISHED (RFC
+		// 7162) come here with Store v2.
+		p.list(false, func() {
+			p.fail("unknown FETCH modifier %s", p.word())
+		})
+	}
 	p.end()
 	if uid {
 		a.add(fetchItem{kind: itemUID, name: "UID"})

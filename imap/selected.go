@@ -43,6 +43,13 @@ func (s *session) cmdSelect(cmd *command) error {
 	p := cmd.p
 	p.sp()
 	name, err := s.mailbox(p)
+	if p.maybeSP() {
+		// RFC 4466 select-params; CONDSTORE and QRESYNC (RFC 7162)
+		// come here with Store v2.
+		p.list(false, func() {
+			p.fail("unknown SELECT parameter %s", p.word())
+		})
+	}
 	p.end()
 	if s.sel != nil {
 		s.unselect()

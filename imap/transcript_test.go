@@ -403,3 +403,27 @@ func TestTranscriptIdle(t *testing.T) {
 		S: d OK NOOP completed
 	`)
 }
+
+func TestTranscriptModifiers(t *testing.T) {
+	// The places CONDSTORE and QRESYNC will fill: unknown ones are BAD.
+	e := newEnv(t)
+	e.appendMsg("alice", "INBOX", msg("one"), 0)
+	c := e.login("alice")
+	transcript(t, c, nil, `
+		C: a SELECT INBOX (CONDSTORE)
+		S: a BAD Syntax error: unknown SELECT parameter CONDSTORE
+		C: b EXAMINE INBOX
+		S~ * 1 EXISTS
+		S~ * 1 RECENT
+		S~ * OK [UNSEEN
+		S~ * OK [UIDVALIDITY
+		S~ * OK [UIDNEXT
+		S~ * FLAGS
+		S~ * OK [PERMANENTFLAGS
+		S: b OK [READ-ONLY] EXAMINE completed
+		C: c FETCH 1 FLAGS (CHANGEDSINCE 1)
+		S: c BAD Syntax error: unknown FETCH modifier CHANGEDSINCE
+		C: d STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\Seen)
+		S: d BAD Syntax error: unknown STORE modifier UNCHANGEDSINCE
+	`)
+}
