@@ -35,6 +35,9 @@ type conn struct {
 	deadline      atomic.Int64
 	interruptible atomic.Bool
 	stopping      atomic.Bool
+	// woken is set by wake: during IDLE a change of the selected mailbox
+	// ends the wait for DONE, so the one goroutine can send it.
+	woken atomic.Bool
 
 	br         *bufio.Reader
 	lineBuf    []byte
@@ -82,7 +85,8 @@ func (r netReader) Read(p []byte) (int, error) {
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			dl := time.Unix(0, r.c.deadline.Load())
-			if time.Now().Before(dl) && !(r.c.interruptible.Load() && r.c.stopping.Load()) {
+			woken := r.c.interruptible.Load() && (r.c.stopping.Load() || r.c.woken.Load())
+			if time.Now().Before(dl) && !woken {
 				raw.SetReadDeadline(dl)
 				continue
 			}
@@ -110,20 +114,26 @@ func (c *conn) waitCommand(timeout time.Duration) error {
 	c.interruptible.Store(true)
 	defer c.interruptible.Store(false)
 	deadline := time.Now().Add(timeout)
-	c.setDeadline(deadline)
-	if c.stopping.Load() {
-		return errShutdown
+	for {
+		c.woken.Store(false)
+		c.setDeadline(deadline)
+		if c.stopping.Load() {
+			return errShutdown
+		}
+		_, err := c.br.Peek(1)
+		switch {
+		case err == nil:
+			return nil
+		case c.stopping.Load():
+			return errShutdown
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if time.Now().Before(deadline) {
+				continue // a late wake from IDLE
+			}
+			return errIdleTimeout
+		}
+		return err
 	}
-	_, err := c.br.Peek(1)
-	switch {
-	case err == nil:
-		return nil
-	case c.stopping.Load():
-		return errShutdown
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return errIdleTimeout
-	}
-	return err
 }
 
 // readLine reads one line, LF included, of at most max bytes, by the
@@ -151,9 +161,58 @@ func (c *conn) readLineNow(max int) ([]byte, error) {
 	}
 }
 
-// readIdleLine reads the line that ends IDLE. IDLE is not cut by the idle
-// timeout (keepalives find dead clients); Shutdown ends the wait.
-func (c *conn) readIdleLine(max int) ([]byte, error) {
+// wake ends a wait in readIdle at once. It is the store's feed callback
+// for a session in IDLE, so it only flags and pokes the deadline.
+func (c *conn) wake() {
+	c.woken.Store(true)
+	c.netConn().SetReadDeadline(time.Now())
+}
+
+// readIdle waits, until the deadline or a wake, for the line that ends
+// IDLE. A line cut by the wait is kept and completed by the next call;
+// ok is false while it is not complete. IDLE is not cut by the idle
+// timeout: keepalives find dead clients.
+func (c *conn) readIdle(max int, deadline time.Time, partial bool) (line []byte, ok bool, err error) {
+	c.interruptible.Store(true)
+	defer c.interruptible.Store(false)
+	if !partial {
+		c.lineBuf = c.lineBuf[:0]
+	}
+	c.setDeadline(deadline)
+	if c.stopping.Load() {
+		return nil, false, errShutdown
+	}
+	if c.woken.Swap(false) {
+		// Updates wait: read only a line that is here already.
+		n := c.br.Buffered()
+		if b, _ := c.br.Peek(n); n == 0 || bytes.IndexByte(b, '\n') < 0 {
+			return nil, false, nil
+		}
+	}
+	for {
+		chunk, err := c.br.ReadSlice('\n')
+		if len(c.lineBuf)+len(chunk) > max {
+			return nil, false, errLineTooLong
+		}
+		c.lineBuf = append(c.lineBuf, chunk...)
+		switch {
+		case err == nil:
+			return c.lineBuf, true, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case c.stopping.Load():
+			return nil, false, errShutdown
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			c.woken.Store(false)
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+}
+
+// readIdleBlocking reads the line that ends IDLE without a deadline;
+// only Shutdown (or closing the connection) ends the wait.
+func (c *conn) readIdleBlocking(max int) ([]byte, error) {
 	c.interruptible.Store(true)
 	defer c.interruptible.Store(false)
 	c.setDeadline(time.Now().Add(10 * 365 * 24 * time.Hour))

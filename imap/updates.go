@@ -34,8 +34,8 @@ type updateQueue struct {
 	entries []queued
 	pos     uint64 // position of the last change queued
 	max     int
-	over    bool // more than max changes waited: the session must end
-	notify  chan struct{}
+	over    bool   // more than max changes waited: the session must end
+	wake    func() // set during IDLE: wakes the session
 }
 
 type queued struct {
@@ -44,7 +44,7 @@ type queued struct {
 }
 
 func newUpdateQueue(max int) *updateQueue {
-	return &updateQueue{max: max, notify: make(chan struct{}, 1)}
+	return &updateQueue{max: max}
 }
 
 // push is the store's feed callback: it runs under the mailbox's lock, in
@@ -58,11 +58,25 @@ func (q *updateQueue) push(c store.Change) {
 	} else if !q.over {
 		q.entries = append(q.entries, queued{pos: q.pos, ch: c})
 	}
+	wake := q.wake
 	q.mu.Unlock()
-	select {
-	case q.notify <- struct{}{}:
-	default:
+	if wake != nil {
+		wake()
 	}
+}
+
+// setWake sets (or with nil clears) the function that wakes the session.
+func (q *updateQueue) setWake(f func()) {
+	q.mu.Lock()
+	q.wake = f
+	q.mu.Unlock()
+}
+
+// pending reports whether changes wait to be sent.
+func (q *updateQueue) pending() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.entries) > 0 || q.over
 }
 
 // position is the position of the last change queued. Read under the
@@ -99,6 +113,22 @@ func (q *updateQueue) drop() {
 	q.mu.Unlock()
 }
 
+// needsView reports whether what is queued needs a view of the mailbox
+// to be sent (a new keyword's name), or nothing is queued.
+func (q *updateQueue) needsView() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.entries) == 0 {
+		return true
+	}
+	for _, e := range q.entries {
+		if e.ch.Kind == store.KeywordsChanged {
+			return true
+		}
+	}
+	return false
+}
+
 func (q *updateQueue) hasAppends() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -129,16 +159,24 @@ func (s *session) poll(allowExpunge, idling bool) error {
 	var over bool
 	var keywords []string
 	read := false
-	err := sel.mbox.Read(s.ctx, func(v *store.View) {
-		read = true
+	var err error
+	if idling && !sel.q.needsView() {
+		// Woken in IDLE by the feed: the queue holds what changed, and
+		// a thousand sessions need not each look at the disk for it.
 		entries, over = sel.q.take()
-		for _, e := range entries {
-			if e.ch.Kind == store.KeywordsChanged {
-				keywords = v.Keywords()
-				break
+		read = true
+	} else {
+		err = sel.mbox.Read(s.ctx, func(v *store.View) {
+			read = true
+			entries, over = sel.q.take()
+			for _, e := range entries {
+				if e.ch.Kind == store.KeywordsChanged {
+					keywords = v.Keywords()
+					break
+				}
 			}
-		}
-	})
+		})
+	}
 	if !read {
 		entries, over = sel.q.take()
 	}
@@ -163,6 +201,13 @@ func (s *session) poll(allowExpunge, idling bool) error {
 				existsSent = true
 				touched = append(touched, e.ch.UID)
 				sel.claimPending = sel.claimPending || idling
+			} else if sel.seqOf(e.ch.UID) == 0 {
+				// A new message with a UID below one the client knows
+				// (the store warns "uidlist gave an old UID to a new
+				// file": two processes numbered at once). IMAP cannot
+				// say that; the client must start again.
+				s.log.Warn("imap: new message with an old UID, disconnecting", "mailbox", sel.name, "uid", e.ch.UID)
+				sel.gone = true
 			}
 		case store.Expunged:
 			if !allowExpunge {
@@ -211,8 +256,8 @@ func (s *session) poll(allowExpunge, idling bool) error {
 		}
 	}
 	if sel.gone {
-		s.log.Info("imap: selected mailbox was deleted or renamed, disconnecting", "mailbox", sel.name)
-		s.c.bye("Selected mailbox was deleted or renamed, have to disconnect")
+		s.log.Info("imap: selected mailbox was deleted, renamed or renumbered, disconnecting", "mailbox", sel.name)
+		s.c.bye("Selected mailbox was deleted, renamed or renumbered, have to disconnect")
 		return errConnClosed
 	}
 	s.updateLive(dedupUIDs(touched), expunged)
