@@ -185,7 +185,7 @@ func (s *session) command() bool {
 		s.observe(cmd, start, err == nil)
 		return false
 	}
-	if err != nil && !s.skipRest(p) {
+	if err != nil && !s.skipRest(p, cmd.name == "APPEND") {
 		return false
 	}
 	if cmd.tag == "" {
@@ -290,9 +290,17 @@ func (p *parser) tag() string {
 // at a synchronizing literal: the client waits for a continuation request,
 // gets the tagged reply instead and drops the command itself. false means
 // the connection was ended.
-func (s *session) skipRest(p *parser) bool {
+//
+// An APPEND's message may be drained up to AppendLimit beyond the drain
+// limit: a client that sent a message over the limit with LITERAL+ keeps
+// its connection.
+func (s *session) skipRest(p *parser, appending bool) bool {
+	limit := s.srv.maxDrain()
+	if appending {
+		limit += s.srv.appendLimit()
+	}
 	for p.trail.ok && !p.trail.sync {
-		if !p.trail.valid || p.trail.size > s.srv.maxDrain()+s.srv.appendLimit() {
+		if !p.trail.valid || p.trail.size > limit {
 			s.c.bye("Literal too big")
 			return false
 		}
