@@ -166,3 +166,13 @@ func TestIdleFootprint(t *testing.T) {
 		t.Logf("delivery %d: %s", i, strings.TrimSpace(l))
 	}
 }
+
+func BenchmarkFetchFlags(b *testing.B) {
+	c := benchEnv(b)
+	b.ResetTimer()
+	for b.Loop() {
+		c.send("f UID FETCH 1:* (UID FLAGS)")
+		c.drainTagged("f")
+	}
+	b.ReportMetric(float64(b.N*benchMessages)/b.Elapsed().Seconds(), "msgs/s")
+}

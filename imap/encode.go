@@ -131,13 +131,11 @@ func (o *output) ReadFrom(r io.Reader) (int64, error) {
 
 // Response grammar.
 
-func (o *output) sp()             { o.byte1(' ') }
-func (o *output) crlf()           { o.writeString("\r\n") }
-func (o *output) atom(s string)   { o.writeString(s) }
-func (o *output) num(n uint32)    { o.num64(int64(n)) }
-func (o *output) nilAtom()        { o.writeString("NIL") }
-func (o *output) num64(n int64)   { o.grab(); o.writeString(strconv.FormatInt(n, 10)) }
-func (o *output) numU64(n uint64) { o.writeString(strconv.FormatUint(n, 10)) }
+func (o *output) sp()           { o.byte1(' ') }
+func (o *output) crlf()         { o.writeString("\r\n") }
+func (o *output) atom(s string) { o.writeString(s) }
+func (o *output) nilAtom()      { o.writeString("NIL") }
+func (o *output) num64(n int64) { o.writeString(strconv.FormatInt(n, 10)) }
 
 // str writes a string: quoted where the grammar allows it (no CR, LF or
 // NUL, 8-bit only once UTF-8 is enabled), a literal otherwise.
@@ -180,15 +178,6 @@ func (o *output) quoted(s string) {
 func (o *output) nstr(s string) {
 	if s == "" {
 		o.nilAtom()
-		return
-	}
-	o.str(s)
-}
-
-// astr writes an atom where s is one, a string otherwise.
-func (o *output) astr(s string) {
-	if isAtom(s, true) {
-		o.atom(s)
 		return
 	}
 	o.str(s)

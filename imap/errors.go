@@ -51,10 +51,7 @@ func (e *tryCreateError) Unwrap() error { return e.err }
 // or the connection was ended with a BYE already.
 var errConnClosed = errors.New("imap: connection closed")
 
-var (
-	errReadOnly = no("", "Mailbox is read-only (opened with EXAMINE)")
-	errGone     = errors.New("imap: selected mailbox is gone")
-)
+var errReadOnly = no("", "Mailbox is read-only (opened with EXAMINE)")
 
 // reply turns a handler's error into the status, code and text of its
 // tagged reply. Unexpected errors are logged by the caller (logged true).

@@ -17,7 +17,13 @@ type msgInfo struct {
 	size int64
 	root *mimePart // the top entity; its parts only if full
 	full bool
+	// header is the raw top header, for HEADER.FIELDS and SEARCH HEADER
+	// without opening the file again; nil if longer than maxHeaderKept.
+	header []byte
 }
+
+// maxHeaderKept bounds the raw header a cache entry keeps.
+const maxHeaderKept = 16 << 10
 
 type msgKey struct {
 	box         string // Maildir root and mailbox name
@@ -105,12 +111,25 @@ func (s *session) info(src msgSource, full bool) (*msgInfo, error) {
 	return s.parse(k, body, body.Size, full)
 }
 
+// headPrefix keeps the first bytes written to it.
+type headPrefix struct{ b []byte }
+
+func (h *headPrefix) Write(p []byte) (int, error) {
+	if room := maxHeaderKept - len(h.b); room > 0 {
+		h.b = append(h.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
 // header is info without full, together with the raw top header that
 // HEADER.FIELDS and SEARCH HEADER filter: a message not yet cached is
 // read once for both, not parsed and then opened again.
 func (s *session) header(src msgSource) (*msgInfo, []byte, error) {
 	k := src.key
 	if info := s.srv.cache.get(k, false); info != nil {
+		if info.header != nil {
+			return info, info.header, nil
+		}
 		raw, err := readRange(s.ctx, src.mbox, k.uid, 0, info.root.bodyOff)
 		return info, raw, err
 	}
@@ -152,6 +171,8 @@ func (s *session) whole(src msgSource) (*msgInfo, []byte, error) {
 // parse parses a message of size bytes from r and caches the result.
 func (s *session) parse(k msgKey, r io.Reader, size int64, full bool) (*msgInfo, error) {
 	info := &msgInfo{size: size, full: full}
+	head := &headPrefix{}
+	r = io.TeeReader(r, head)
 	var err error
 	if full {
 		info.root, err = parseMessage(r)
@@ -160,6 +181,9 @@ func (s *session) parse(k msgKey, r io.Reader, size int64, full bool) (*msgInfo,
 	}
 	if err != nil {
 		return nil, err
+	}
+	if n := info.root.bodyOff; n <= int64(len(head.b)) {
+		info.header = bytes.Clone(head.b[:n])
 	}
 	s.srv.cache.put(k, info)
 	return info, nil

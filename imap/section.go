@@ -45,10 +45,6 @@ func (sec section) partial(p *imap.SectionPartial) section {
 	return sec
 }
 
-// needsStructure reports whether a section needs the parts of the message
-// parsed, not only its header.
-func needsStructure(part []int) bool { return len(part) > 0 }
-
 // findPart finds a part by its IMAP part number (RFC 3501 §6.4.5): the
 // parts of a multipart are numbered from 1, a part that is not multipart
 // has one part, itself, and the parts of a message/rfc822 part are those of
