@@ -2,6 +2,7 @@ package imap
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -269,4 +270,25 @@ func TestIDIsLogged(t *testing.T) {
 		l := e.logs.String()
 		return strings.Contains(l, "client_name=Thunderbird") && strings.Contains(l, "client_version=153.0") && strings.Contains(l, "client_os=Linux")
 	})
+}
+
+func TestDiskFullIsOverQuota(t *testing.T) {
+	// A full disk is NO [OVERQUOTA] (store.ErrNoSpace), without details.
+	// The file system is a 256 KiB tmpfs, which needs root.
+	e := newEnv(t)
+	mail := filepath.Join(e.dir, "mail")
+	if err := os.MkdirAll(mail, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mail).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mail).Run() })
+	c := e.login("alice")
+	m := "Subject: big\r\n\r\n" + strings.Repeat("x", 400<<10) + "\r\n"
+	c.sendRaw("a APPEND INBOX {" + itoa(len(m)) + "+}\r\n" + m + "\r\n")
+	if _, tagged := c.until("a"); tagged != "a NO [OVERQUOTA] No space left for your mail, delete some" {
+		t.Errorf("%q", tagged)
+	}
+	c.ok("b APPEND INBOX {7+}\r\nsmall\r\n")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/letterbox-mail/letterbox/store"
 )
@@ -66,7 +67,9 @@ func reply(err error) (status, code, text string, unexpected bool) {
 		return "BAD", "", "Syntax error: " + se.msg, false
 	case errors.As(err, &tc) && errors.Is(err, store.ErrNotFound):
 		return "NO", "TRYCREATE", "No such mailbox", false
-	case errors.Is(err, store.ErrNoSpace):
+	case errors.Is(err, store.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// The errno test stays until the store marks every write
+		// (store.noSpace is not applied to Append yet).
 		return "NO", "OVERQUOTA", "No space left for your mail, delete some", false
 	case errors.Is(err, store.ErrNotFound):
 		return "NO", "NONEXISTENT", "No such mailbox", false
