@@ -1,7 +1,8 @@
-// Package imap serves IMAP over the shared store: a backend for
-// github.com/emersion/go-imap/v2/imapserver plus a Server with the shape of
+// Package imap serves IMAP over the shared store with a protocol layer of
+// its own, written from the RFCs, and a Server with the shape of
 // net/http.Server (exported fields with defaults, Serve, ListenAndServe,
-// Shutdown, Close).
+// Shutdown, Close). go-imap/v2's imap package types are its vocabulary
+// where they fit; its imapclient drives the tests.
 //
 // Implemented:
 //
@@ -14,17 +15,28 @@
 //   - RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS, RFC 3348 CHILDREN
 //   - RFC 6154 SPECIAL-USE and CREATE-SPECIAL-USE
 //   - RFC 8438 STATUS=SIZE, RFC 3516 BINARY, RFC 7889 APPENDLIMIT
-//   - RFC 8437 UNAUTHENTICATE, RFC 6855 UTF8=ACCEPT
+//   - RFC 8437 UNAUTHENTICATE, RFC 6855 UTF8=ACCEPT, RFC 2971 ID
+//   - RFC 3502 MULTIAPPEND, RFC 4469 CATENATE (with RFC 5092 URLs)
+//   - RFC 4978 COMPRESS=DEFLATE, RFC 5032 WITHIN, RFC 8970 PREVIEW
+//   - RFC 5267 CONTEXT=SEARCH (for SEARCH; SORT is not there yet)
+//   - RFC 9208 QUOTA (STORAGE and MESSAGE, when a limit is set)
 //   - RFC 2595/RFC 8314 STARTTLS and implicit TLS
 //
-// # The layer in front of imapserver
+// # Shape
 //
-// imapserver reads commands from a net.Conn. Ours (wireConn) is a wrapper
-// that frames the client's input into command lines and literals before
-// imapserver sees a byte. It enforces the line and literal limits, answers
-// what imapserver gets wrong (an over-limit literal that would hang the
-// client or whose LITERAL+ bytes would be read as commands, ID, STARTTLS),
-// sets the read deadlines, and writes the CAPABILITY lists itself, because
-// imapserver computes them from a *tls.Conn it never sees and adds atoms
-// we do not advertise. See wire.go and wireout.go.
+// Three parts that never mix (STYLE.md §11):
+//
+//   - decode (decode.go, and the parse functions next to each command):
+//     bytes to typed arguments, every limit checked before anything is
+//     read or allocated;
+//   - dispatch (dispatch.go): the state check, one handler per command
+//     returning an error, and respond, the one place that writes tagged
+//     replies (errors.go maps errors to them);
+//   - encode (encode.go, fetch_write.go): responses into a pooled buffer
+//     flushed when the client must act on it; message literals read from
+//     the store's Body straight into it.
+//
+// Unsolicited updates of the selected mailbox come from one queue per
+// session fed by the store's change feed and drained where the RFC allows
+// (updates.go).
 package imap

@@ -4,30 +4,40 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-imap/v2"
 )
 
-// envelope builds the ENVELOPE of a message from its header, the way
-// Dovecot does: strings are the raw header values (encoded-words are not
-// decoded, RFC 3501 §7.4.2), unfolded. imapserver re-encodes non-ASCII
-// text as RFC 2047 words and writes the date in RFC 5322 form.
-func envelope(p *mimePart) *imap.Envelope {
-	env := &imap.Envelope{
-		Subject: p.header("subject"),
-		From:    addressList(p.header("from")),
-		Sender:  addressList(p.header("sender")),
-		ReplyTo: addressList(p.header("reply-to")),
-		To:      addressList(p.header("to")),
-		Cc:      addressList(p.header("cc")),
-		Bcc:     addressList(p.header("bcc")),
+// envelope is a message's ENVELOPE (RFC 3501 §7.4.2): the header
+// values as written (unfolded, encoded-words not decoded), as Dovecot sends
+// them.
+type envelopeData struct {
+	date, subject                      string
+	from, sender, replyTo, to, cc, bcc []address
+	inReplyTo                          []string
+	messageID                          string
+}
+
+// address is an ENVELOPE address: name, source route (RFC 822 obsolete
+// route, "@a,@b"), mailbox and host. A group is a start marker (mailbox
+// the group name, host empty) and an end marker (all empty).
+type address struct {
+	name, route, mailbox, host string
+	groupEnd                   bool
+}
+
+func envelope(p *mimePart) *envelopeData {
+	env := &envelopeData{
+		date:    strings.TrimSpace(p.header("date")),
+		subject: p.header("subject"),
+		from:    addressList(p.header("from")),
+		sender:  addressList(p.header("sender")),
+		replyTo: addressList(p.header("reply-to")),
+		to:      addressList(p.header("to")),
+		cc:      addressList(p.header("cc")),
+		bcc:     addressList(p.header("bcc")),
 	}
-	if t, ok := sentDate(p); ok {
-		env.Date = t
-	}
-	env.InReplyTo = msgIDs(p.header("in-reply-to"))
+	env.inReplyTo = msgIDs(p.header("in-reply-to"))
 	if ids := msgIDs(p.header("message-id")); len(ids) > 0 {
-		env.MessageID = ids[0]
+		env.messageID = ids[0]
 	}
 	return env
 }
@@ -65,12 +75,12 @@ func msgIDs(v string) []string {
 // Display names stay as written (quotes removed, encoded-words kept); a
 // comment serves as the name of an address without one; groups become the
 // start and end markers of RFC 3501 §7.4.2.
-func addressList(v string) []imap.Address {
+func addressList(v string) []address {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return nil
 	}
-	var out []imap.Address
+	var out []address
 	toks := tokenizeAddr(v)
 	i := 0
 	inGroup := false
@@ -98,21 +108,21 @@ func addressList(v string) []imap.Address {
 		}
 		switch sep {
 		case ":":
-			out = append(out, imap.Address{Mailbox: phrase(seg)})
+			out = append(out, address{mailbox: phrase(seg)})
 			inGroup = true
 		default:
 			if addr, ok := mailbox(seg); ok {
 				out = append(out, addr)
 			}
 			if sep == ";" && inGroup {
-				out = append(out, imap.Address{})
+				out = append(out, address{groupEnd: true})
 				inGroup = false
 			}
 		}
 		i = j + 1
 	}
 	if inGroup {
-		out = append(out, imap.Address{})
+		out = append(out, address{groupEnd: true})
 	}
 	return out
 }
@@ -220,7 +230,7 @@ func phrase(toks []addrTok) string {
 }
 
 // mailbox parses "name <local@domain>" or "local@domain (comment)".
-func mailbox(toks []addrTok) (imap.Address, bool) {
+func mailbox(toks []addrTok) (address, bool) {
 	lt := -1
 	for i, t := range toks {
 		if t.kind == tkSpecial && t.text == "<" {
@@ -228,11 +238,11 @@ func mailbox(toks []addrTok) (imap.Address, bool) {
 			break
 		}
 	}
-	var addr imap.Address
+	var addr address
 	var spec []addrTok
 	var comment string
 	if lt >= 0 {
-		addr.Name = phrase(toks[:lt])
+		addr.name = phrase(toks[:lt])
 		gt := len(toks)
 		for i := lt + 1; i < len(toks); i++ {
 			if toks[i].kind == tkSpecial && toks[i].text == ">" {
@@ -241,9 +251,11 @@ func mailbox(toks []addrTok) (imap.Address, bool) {
 			}
 		}
 		spec = toks[lt+1 : gt]
-		// Source route "@a,@b:" is dropped.
+		// An obsolete source route "@a,@b:" goes into the route field
+		// (RFC 3501 §7.4.2 addr-adl).
 		for i, t := range spec {
 			if t.kind == tkSpecial && t.text == ":" {
+				addr.route = specText(spec[:i])
 				spec = spec[i+1:]
 				break
 			}
@@ -264,15 +276,15 @@ func mailbox(toks []addrTok) (imap.Address, bool) {
 		}
 	}
 	if at >= 0 {
-		addr.Mailbox = specText(spec[:at])
-		addr.Host = specText(spec[at+1:])
+		addr.mailbox = specText(spec[:at])
+		addr.host = specText(spec[at+1:])
 	} else {
-		addr.Mailbox = specText(spec)
+		addr.mailbox = specText(spec)
 	}
-	if addr.Name == "" && lt < 0 && comment != "" {
-		addr.Name = comment
+	if addr.name == "" && lt < 0 && comment != "" {
+		addr.name = comment
 	}
-	if addr.Mailbox == "" && addr.Host == "" {
+	if addr.mailbox == "" && addr.host == "" {
 		return addr, false
 	}
 	return addr, true
@@ -293,92 +305,6 @@ func specText(toks []addrTok) string {
 		}
 	}
 	return b.String()
-}
-
-// bodyStructure turns a parsed part into BODYSTRUCTURE (always the
-// extended form; imapserver cuts it down for BODY).
-func bodyStructure(p *mimePart) imap.BodyStructure {
-	if p.isMultipart() {
-		bs := &imap.BodyStructureMultiPart{Subtype: p.sub}
-		for _, c := range p.children {
-			bs.Children = append(bs.Children, bodyStructure(c))
-		}
-		bs.Extended = &imap.BodyStructureMultiPartExt{
-			Params:      paramMap(p.params),
-			Disposition: disposition(p),
-			Language:    languages(p.header("content-language")),
-			Location:    p.header("content-location"),
-		}
-		return bs
-	}
-	typ, sub := p.typ, p.sub
-	if typ == "multipart" {
-		// A multipart without a boundary is sent as what it is, a leaf.
-		typ, sub = "text", "plain"
-	}
-	bs := &imap.BodyStructureSinglePart{
-		Type:        typ,
-		Subtype:     sub,
-		Params:      paramMap(p.params),
-		ID:          p.header("content-id"),
-		Description: p.header("content-description"),
-		Encoding:    strings.ToLower(strings.TrimSpace(stripComments(p.header("content-transfer-encoding")))),
-		Size:        uint32(min(p.end-p.bodyOff, 1<<32-1)),
-		Extended: &imap.BodyStructureSinglePartExt{
-			Disposition: disposition(p),
-			Language:    languages(p.header("content-language")),
-			Location:    p.header("content-location"),
-		},
-	}
-	if p.msg != nil {
-		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-			Envelope:      envelope(p.msg),
-			BodyStructure: bodyStructure(p.msg),
-			NumLines:      p.lines,
-		}
-	} else if typ == "text" {
-		bs.Text = &imap.BodyStructureText{NumLines: p.lines}
-	}
-	return bs
-}
-
-func paramMap(ps []param) map[string]string {
-	if len(ps) == 0 {
-		return nil
-	}
-	m := make(map[string]string, len(ps))
-	for _, p := range ps {
-		if _, dup := m[p.key]; !dup {
-			m[p.key] = p.value
-		}
-	}
-	return m
-}
-
-func disposition(p *mimePart) *imap.BodyStructureDisposition {
-	v := p.header("content-disposition")
-	if v == "" {
-		return nil
-	}
-	d, params := parseDisposition(v)
-	if d == "" {
-		return nil
-	}
-	return &imap.BodyStructureDisposition{Value: d, Params: paramMap(params)}
-}
-
-func languages(v string) []string {
-	v = strings.TrimSpace(stripComments(v))
-	if v == "" {
-		return nil
-	}
-	var out []string
-	for _, l := range strings.Split(v, ",") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // sentDate is the Date header's day, for SENTBEFORE and the like.

@@ -1,272 +1,293 @@
 package imap
 
 import (
-	"bytes"
-	"errors"
-	"io"
-	"io/fs"
-	"time"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-
-	"github.com/letterbox-mail/letterbox/store"
 )
 
-// Fetch is FETCH and UID FETCH (RFC 3501 §6.4.5, RFC 9051 §6.4.5, RFC 3516
-// BINARY). Bodies are streamed from the message file; a non-PEEK body
-// fetch sets \Seen (not in a mailbox opened with EXAMINE), which the other
-// sessions hear of through the store's feed.
-func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *imap.FetchOptions) error {
-	sel, err := s.needSelected()
-	if err != nil {
-		return err
+// FETCH items (RFC 3501 §6.4.5, RFC 9051 §6.4.5, RFC 3516 BINARY, RFC 8970
+// PREVIEW) as decoded: in the order sent, each with the name its response
+// item gets. Items are echoed the way the client wrote them (header field
+// names as atoms, the case kept), because clients look up what they asked
+// for.
+
+type itemKind uint8
+
+const (
+	itemUID itemKind = iota + 1
+	itemFlags
+	itemInternalDate
+	itemRFC822Size
+	itemEnvelope
+	itemBody          // BODY: BODYSTRUCTURE without extension data
+	itemBodyStructure // BODYSTRUCTURE
+	itemSection       // BODY[...], BODY.PEEK[...], RFC822, RFC822.HEADER, RFC822.TEXT
+	itemBinary        // BINARY[...], BINARY.PEEK[...]
+	itemBinarySize    // BINARY.SIZE[...]
+	itemPreview       // PREVIEW
+)
+
+type fetchItem struct {
+	kind    itemKind
+	name    string                     // response item name, without <origin>
+	section *imap.FetchItemBodySection // itemSection; Peek, Partial set
+	part    []int                      // itemBinary, itemBinarySize
+	partial *imap.SectionPartial       // itemBinary
+	peek    bool                       // itemBinary
+}
+
+// fetchArgs is a decoded FETCH. opts holds the same request in go-imap's
+// terms (for the differential test against imapclient's encoder).
+type fetchArgs struct {
+	set   imap.NumSet
+	items []fetchItem
+	opts  imap.FetchOptions
+}
+
+func parseFetch(p *parser, uid bool) fetchArgs {
+	var a fetchArgs
+	p.sp()
+	a.set = p.numSet(uid)
+	p.sp()
+	if p.peek() == '(' {
+		p.list(false, func() { a.addItem(p, p.word()) })
+	} else {
+		switch w := p.word(); w {
+		case "ALL":
+			for _, n := range []string{"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"} {
+				a.addItem(p, n)
+			}
+		case "FAST":
+			for _, n := range []string{"FLAGS", "INTERNALDATE", "RFC822.SIZE"} {
+				a.addItem(p, n)
+			}
+		case "FULL":
+			for _, n := range []string{"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"} {
+				a.addItem(p, n)
+			}
+		default:
+			a.addItem(p, w)
+		}
 	}
-	targets, err := s.targets(sel, numSet)
-	if err != nil {
-		return s.fail("fetch", err)
+	if p.maybeSP() {
+		// RFC 4466 fetch-modifiers; CHANGEDSINCE and VANISHED (RFC
+		// 7162) come here with Store v2.
+		p.list(false, func() {
+			p.fail("unknown FETCH modifier %s", p.word())
+		})
 	}
-	flagsChanged := make(map[uint32]bool)
-	if !sel.readOnly && setsSeen(opts) && !(s.wc.peekRFC822() && onlyWholeMessage(opts)) {
-		var unseen []uint32
-		for _, t := range targets {
-			if !t.msg.Flags.Has(store.FlagSeen) {
-				unseen = append(unseen, t.msg.UID)
+	p.end()
+	if uid {
+		a.add(fetchItem{kind: itemUID, name: "UID"})
+		a.opts.UID = true
+	}
+	return a
+}
+
+// add appends an item; simple items only once.
+func (a *fetchArgs) add(it fetchItem) {
+	if it.kind != itemSection && it.kind != itemBinary && it.kind != itemBinarySize {
+		for _, x := range a.items {
+			if x.kind == it.kind {
+				return
 			}
 		}
-		if len(unseen) > 0 {
-			changed, err := sel.mbox.SetFlags(s.ctx, unseen, store.FlagsAdd, store.FlagSeen, nil, sel)
-			if err != nil {
-				return s.fail("fetch: set \\Seen", err)
+	}
+	a.items = append(a.items, it)
+}
+
+func (a *fetchArgs) addItem(p *parser, w string) {
+	switch w {
+	case "UID":
+		a.add(fetchItem{kind: itemUID, name: w})
+		a.opts.UID = true
+	case "FLAGS":
+		a.add(fetchItem{kind: itemFlags, name: w})
+		a.opts.Flags = true
+	case "INTERNALDATE":
+		a.add(fetchItem{kind: itemInternalDate, name: w})
+		a.opts.InternalDate = true
+	case "RFC822.SIZE":
+		a.add(fetchItem{kind: itemRFC822Size, name: w})
+		a.opts.RFC822Size = true
+	case "ENVELOPE":
+		a.add(fetchItem{kind: itemEnvelope, name: w})
+		a.opts.Envelope = true
+	case "BODYSTRUCTURE":
+		a.add(fetchItem{kind: itemBodyStructure, name: w})
+		a.opts.BodyStructure = &imap.FetchItemBodyStructure{Extended: true}
+	case "RFC822", "RFC822.PEEK":
+		// RFC822.PEEK is not in any RFC, but Outlook sends it; the
+		// answer is named RFC822, the only name it parses.
+		a.section(&imap.FetchItemBodySection{Peek: w == "RFC822.PEEK"}, "RFC822")
+	case "RFC822.HEADER":
+		a.section(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}, w)
+	case "RFC822.TEXT":
+		a.section(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierText}, w)
+	case "BODY", "BODY.PEEK":
+		if p.peek() != '[' {
+			if w == "BODY.PEEK" {
+				p.fail("BODY.PEEK needs a section")
 			}
-			for _, m := range changed {
-				flagsChanged[m.UID] = true
+			a.add(fetchItem{kind: itemBody, name: w})
+			if a.opts.BodyStructure == nil {
+				a.opts.BodyStructure = &imap.FetchItemBodyStructure{}
 			}
-			for i := range targets {
-				if flagsChanged[targets[i].msg.UID] {
-					targets[i].msg.Flags |= store.FlagSeen
+			return
+		}
+		bs, name := parseSection(p)
+		bs.Peek = w == "BODY.PEEK"
+		bs.Partial = parsePartial(p)
+		a.section(bs, "BODY"+name)
+	case "BINARY", "BINARY.PEEK", "BINARY.SIZE":
+		part, name := parseBinarySection(p)
+		if w == "BINARY.SIZE" {
+			a.add(fetchItem{kind: itemBinarySize, name: "BINARY.SIZE" + name, part: part})
+			a.opts.BinarySectionSize = append(a.opts.BinarySectionSize, &imap.FetchItemBinarySectionSize{Part: part})
+			return
+		}
+		it := fetchItem{kind: itemBinary, name: "BINARY" + name, part: part, peek: w == "BINARY.PEEK", partial: parsePartial(p)}
+		a.add(it)
+		a.opts.BinarySection = append(a.opts.BinarySection, &imap.FetchItemBinarySection{Part: part, Partial: it.partial, Peek: it.peek})
+	case "PREVIEW":
+		if p.maybeSP() {
+			// RFC 8970 §3: PREVIEW (LAZY); we always have it.
+			p.list(true, func() {
+				if m := p.word(); m != "LAZY" {
+					p.fail("unknown PREVIEW modifier %s", m)
 				}
-			}
+			})
 		}
+		a.add(fetchItem{kind: itemPreview, name: w})
+	default:
+		p.fail("unknown FETCH item %s", w)
 	}
-	gone := false
-	for _, t := range targets {
-		ok, err := s.fetchOne(w, sel, t, opts, flagsChanged[t.msg.UID])
-		if err != nil {
-			return err
-		}
-		gone = gone || !ok
-	}
-	if gone {
-		// RFC 2180 §4.1.3: the others were sent.
-		return newError(imap.StatusResponseTypeNo, "EXPUNGEISSUED", "Some of the requested messages no longer exist")
-	}
-	return nil
 }
 
-// onlyWholeMessage reports whether the only non-PEEK items are BODY[] or
-// RFC822: with RFC822.PEEK (see wireConn.rewritePeek) they are peeks.
-func onlyWholeMessage(opts *imap.FetchOptions) bool {
-	for _, bs := range opts.BodySection {
-		if !bs.Peek && (len(bs.Part) > 0 || bs.Specifier != imap.PartSpecifierNone || bs.Partial != nil) {
-			return false
-		}
-	}
-	for _, bs := range opts.BinarySection {
-		if !bs.Peek {
-			return false
-		}
-	}
-	return true
+func (a *fetchArgs) section(bs *imap.FetchItemBodySection, name string) {
+	a.add(fetchItem{kind: itemSection, name: name, section: bs})
+	a.opts.BodySection = append(a.opts.BodySection, bs)
 }
 
-// setsSeen reports whether a fetch implicitly sets \Seen.
-func setsSeen(opts *imap.FetchOptions) bool {
-	for _, bs := range opts.BodySection {
-		if !bs.Peek {
-			return true
-		}
-	}
-	for _, bs := range opts.BinarySection {
-		if !bs.Peek {
-			return true
-		}
-	}
-	return false
-}
+// maxPartDepth bounds section part numbers ("1.2.3...").
+const maxPartDepth = 32
 
-// fetchOne writes the FETCH response of one message. It reports false,
-// and writes nothing, if the message is gone from the disk. Everything that
-// can fail is done before the response starts: a literal once announced
-// must get exactly its size.
-func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, t target, opts *imap.FetchOptions, flagsChanged bool) (bool, error) {
-	uid := t.msg.UID
-	needHeader := opts.Envelope
-	needFull := opts.BodyStructure != nil
-	needRaw := false // the top header's bytes, to filter
-	for _, bs := range opts.BodySection {
+// parseSection reads "[" section-spec "]" and returns it with its name as
+// it goes into the response ("[1.HEADER.FIELDS (From To)]").
+func parseSection(p *parser) (*imap.FetchItemBodySection, string) {
+	bs := &imap.FetchItemBodySection{}
+	var b strings.Builder
+	p.expect('[')
+	b.WriteByte('[')
+	for p.peek() >= '1' && p.peek() <= '9' {
+		if len(bs.Part) >= maxPartDepth {
+			p.fail("section part too deep")
+		}
+		n := p.nzNumber()
+		if len(bs.Part) > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(itoa(int(n)))
+		bs.Part = append(bs.Part, int(n))
+		if !p.maybe('.') {
+			break
+		}
+		if p.peek() < '1' || p.peek() > '9' {
+			b.WriteByte('.')
+			break
+		}
+	}
+	if p.peek() != ']' {
+		w := p.word()
 		switch {
-		case needsStructure(bs.Part):
-			needFull = true
-		case filtersHeader(bs):
-			needRaw = true
-		case bs.Specifier != imap.PartSpecifierNone:
-			needHeader = true
-		}
-	}
-	for _, bs := range opts.BinarySection {
-		needFull = needFull || needsStructure(bs.Part)
-	}
-	for _, bs := range opts.BinarySectionSize {
-		needFull = needFull || needsStructure(bs.Part)
-	}
-	info := &msgInfo{size: t.msg.Size}
-	var hdr []byte // the raw top header, if read along with info
-	if needHeader || needFull || needRaw {
-		var err error
-		if needFull {
-			info, err = s.info(sel, uid, true)
-		} else if needRaw {
-			info, hdr, err = s.header(sel, uid)
-		} else {
-			info, err = s.info(sel, uid, false)
-		}
-		if err != nil {
-			return s.fetchFailed(uid, err)
-		}
-	}
-	var date time.Time
-	if opts.InternalDate {
-		var err error
-		if date, err = sel.mbox.InternalDate(uid); err != nil {
-			return s.fetchFailed(uid, err)
-		}
-	}
-	bodies := make([]section, len(opts.BodySection))
-	for i, bs := range opts.BodySection {
-		sec, err := s.bodySection(sel, uid, info, hdr, bs)
-		if err != nil {
-			return s.fetchFailed(uid, err)
-		}
-		bodies[i] = sec
-	}
-	binaries := make([]section, len(opts.BinarySection))
-	for i, bs := range opts.BinarySection {
-		sec, err := s.binarySection(sel, uid, info, bs.Part, bs.Partial)
-		if errors.Is(err, errUnknownCTE) {
-			return false, err
-		}
-		if err != nil {
-			return s.fetchFailed(uid, err)
-		}
-		binaries[i] = sec
-	}
-	binSizes := make([]uint32, len(opts.BinarySectionSize))
-	for i, bs := range opts.BinarySectionSize {
-		sec, err := s.binarySection(sel, uid, info, bs.Part, nil)
-		if errors.Is(err, errUnknownCTE) {
-			return false, err
-		}
-		if err != nil {
-			return s.fetchFailed(uid, err)
-		}
-		binSizes[i] = uint32(min(sec.size(), 1<<32-1))
-	}
-
-	rw := w.CreateMessage(t.seq)
-	if opts.UID {
-		rw.WriteUID(imap.UID(uid))
-	}
-	if opts.Flags || flagsChanged {
-		rw.WriteFlags(sel.flagsOf(t.msg))
-	}
-	if opts.InternalDate {
-		rw.WriteInternalDate(date)
-	}
-	if opts.RFC822Size {
-		rw.WriteRFC822Size(t.msg.Size)
-	}
-	if opts.Envelope {
-		rw.WriteEnvelope(envelope(info.root))
-	}
-	if opts.BodyStructure != nil {
-		rw.WriteBodyStructure(bodyStructure(info.root))
-	}
-	for i, bs := range opts.BodySection {
-		wc := rw.WriteBodySection(bs, bodies[i].size())
-		if err := s.writeSection(wc, sel, uid, bodies[i]); err != nil {
-			return true, err
-		}
-	}
-	for i, bs := range opts.BinarySection {
-		wc := rw.WriteBinarySection(bs, binaries[i].size())
-		if err := s.writeSection(wc, sel, uid, binaries[i]); err != nil {
-			return true, err
-		}
-	}
-	for i, bs := range opts.BinarySectionSize {
-		rw.WriteBinarySectionSize(bs, binSizes[i])
-	}
-	return true, rw.Close()
-}
-
-// fetchFailed decides whether a message is just gone (skipped) or there is
-// a real problem.
-func (s *session) fetchFailed(uid uint32, err error) (bool, error) {
-	if errors.Is(err, store.ErrNoSuchMessage) || errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return false, s.fail("fetch", err)
-}
-
-// writeSection streams a section into its literal: exactly its size, even
-// if the file misbehaves (then padded with spaces, and logged).
-func (s *session) writeSection(wc io.WriteCloser, sel *selected, uid uint32, sec section) error {
-	if sec.inMem {
-		if _, err := wc.Write(sec.data); err != nil {
-			return err
-		}
-		return wc.Close()
-	}
-	if sec.n > 0 {
-		body, err := sel.mbox.OpenMessage(s.ctx, uid)
-		var copied int64
-		if err == nil {
-			if _, err = io.CopyN(io.Discard, body, sec.off); err == nil {
-				copied, err = io.CopyN(markWrites{wc}, body, sec.n)
+		case w == "HEADER":
+			bs.Specifier = imap.PartSpecifierHeader
+		case w == "TEXT":
+			bs.Specifier = imap.PartSpecifierText
+		case w == "MIME" && len(bs.Part) > 0:
+			bs.Specifier = imap.PartSpecifierMIME
+		case w == "HEADER.FIELDS" || w == "HEADER.FIELDS.NOT":
+			bs.Specifier = imap.PartSpecifierHeader
+			p.sp()
+			var names []string
+			p.list(false, func() { names = append(names, p.astring()) })
+			if w == "HEADER.FIELDS" {
+				bs.HeaderFields = names
+			} else {
+				bs.HeaderFieldsNot = names
 			}
-			body.Close()
-		}
-		if copied < sec.n {
-			var we *writeError
-			if errors.As(err, &we) {
-				return err
-			}
-			s.log.Error("imap: message file changed while sending it", "mailbox", sel.name, "uid", uid, "err", err)
-			pad := bytes.Repeat([]byte(" "), 4096)
-			for left := sec.n - copied; left > 0; {
-				n, werr := wc.Write(pad[:min(left, int64(len(pad)))])
-				if werr != nil {
-					return werr
+			b.WriteString(w + " (")
+			for i, n := range names {
+				if i > 0 {
+					b.WriteByte(' ')
 				}
-				left -= int64(n)
+				b.WriteString(echoName(n))
 			}
+			b.WriteString(")]")
+			p.expect(']')
+			return bs, b.String()
+		default:
+			p.fail("unknown section %s", w)
 		}
+		b.WriteString(w)
+	} else if len(bs.Part) > 0 && b.String()[b.Len()-1] == '.' {
+		p.fail("section part ends with a dot")
 	}
-	return wc.Close()
+	p.expect(']')
+	b.WriteByte(']')
+	return bs, b.String()
 }
 
-// writeError marks errors of the connection, as opposed to the file.
-type writeError struct{ error }
-
-func (e *writeError) Unwrap() error { return e.error }
-
-type markWrites struct{ w io.Writer }
-
-func (m markWrites) Write(p []byte) (int, error) {
-	n, err := m.w.Write(p)
-	if err != nil {
-		err = &writeError{err}
+// echoName is a header field name as it goes back: an atom if it is one,
+// a quoted string otherwise.
+func echoName(n string) string {
+	if isAtom(n, false) {
+		return n
 	}
-	return n, err
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(n); i++ {
+		if n[i] == '"' || n[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(n[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// parseBinarySection reads "[" [section-part] "]" (RFC 3516).
+func parseBinarySection(p *parser) ([]int, string) {
+	var part []int
+	var b strings.Builder
+	p.expect('[')
+	b.WriteByte('[')
+	for p.peek() != ']' {
+		if len(part) >= maxPartDepth {
+			p.fail("section part too deep")
+		}
+		if len(part) > 0 {
+			p.expect('.')
+			b.WriteByte('.')
+		}
+		n := p.nzNumber()
+		b.WriteString(itoa(int(n)))
+		part = append(part, int(n))
+	}
+	p.expect(']')
+	b.WriteByte(']')
+	return part, b.String()
+}
+
+// parsePartial reads an optional "<offset.size>".
+func parsePartial(p *parser) *imap.SectionPartial {
+	if !p.maybe('<') {
+		return nil
+	}
+	off := p.number()
+	p.expect('.')
+	n := p.nzNumber()
+	p.expect('>')
+	return &imap.SectionPartial{Offset: int64(off), Size: int64(n)}
 }

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -69,10 +70,7 @@ func storeFlags(flags []imap.Flag) (store.Flag, []string, error) {
 		if strings.HasPrefix(s, `\`) {
 			sf, ok := systemFlag(fl)
 			if !ok && !strings.EqualFold(s, string(flagRecent)) {
-				return 0, nil, &imap.Error{
-					Type: imap.StatusResponseTypeBad,
-					Text: "Unknown system flag " + s,
-				}
+				return 0, nil, bad("", "Unknown system flag "+s)
 			}
 			f |= sf
 			continue
@@ -83,3 +81,18 @@ func storeFlags(flags []imap.Flag) (store.Flag, []string, error) {
 	}
 	return f, kws, nil
 }
+
+// writeFlags writes a parenthesized flag list.
+func writeFlags(o *output, flags []imap.Flag) {
+	o.byte1('(')
+	for i, f := range flags {
+		if i > 0 {
+			o.sp()
+		}
+		o.writeString(string(f))
+	}
+	o.byte1(')')
+}
+
+func itoa(n int) string     { return strconv.Itoa(n) }
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,7 +126,9 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := e.srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Errorf("Shutdown: %v\ngoroutines:\n%s", err, buf)
 		}
 		wg.Wait()
 		st.Close()
@@ -414,8 +417,6 @@ func readFile(t testing.TB, path string) []byte {
 	}
 	return b
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // tlsClient continues a raw client over TLS after STARTTLS.
 func tlsClient(t testing.TB, c *rawClient, e *testEnv) *rawClient {

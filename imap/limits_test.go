@@ -184,3 +184,52 @@ func TestObserver(t *testing.T) {
 		t.Errorf("observed\n %s\nwant\n %s", got, want)
 	}
 }
+
+func TestCommandLineTimeout(t *testing.T) {
+	e := newEnv(t, withServer(func(s *Server) { s.CommandLineTimeout = 100 * time.Millisecond }))
+	c := e.login("alice")
+	c.sendRaw("a NOO") // and nothing more
+	c.expect("* BYE Timed out in the middle of a command")
+	c.closed()
+}
+
+func TestMaxLiteralSizeAndDrain(t *testing.T) {
+	e := newEnv(t, withServer(func(s *Server) {
+		s.MaxLiteralSize = 10
+		s.MaxLiteralDrain = 100
+	}))
+	c := e.dial().greeted()
+	c.fails("a LOGIN {11}", "NO [TOOBIG]")
+	c.sendRaw("b LOGIN {50+}\r\n" + strings.Repeat("x", 50) + " y\r\n")
+	if _, tagged := c.until("b"); !strings.HasPrefix(tagged, "b NO [TOOBIG]") {
+		t.Errorf("%q", tagged)
+	}
+	c.ok("c LOGIN {5}\r\nalice {6}\r\nsecret")
+	c.sendRaw("d SELECT {200+}\r\n")
+	c.expect("* BYE Literal too big")
+	c.closed()
+}
+
+func TestMaxPendingUpdates(t *testing.T) {
+	e := newEnv(t, withServer(func(s *Server) { s.MaxPendingUpdates = 5 }))
+	e.appendMsg("alice", "INBOX", msg("x"), 0)
+	a, b := e.login("alice"), e.login("alice")
+	a.ok("a1 SELECT INBOX")
+	b.ok("b1 SELECT INBOX")
+	for i := 0; i < 6; i++ {
+		b.ok("b2 STORE 1 FLAGS ($K" + itoa(i) + ")")
+	}
+	a.send("a2 NOOP")
+	a.expect("* BYE Too many changes in the mailbox, please reconnect")
+	a.closed()
+}
+
+func TestWriteTimeout(t *testing.T) {
+	e := newEnv(t, withServer(func(s *Server) { s.WriteTimeout = 200 * time.Millisecond }))
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", 20000)
+	e.appendMsg("alice", "INBOX", big, 0)
+	c := e.login("alice")
+	c.ok("a SELECT INBOX")
+	c.send("b FETCH 1 BODY.PEEK[]") // and never read the 20 MB
+	waitFor(t, func() bool { return e.openConns() == 0 })
+}

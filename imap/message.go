@@ -17,7 +17,13 @@ type msgInfo struct {
 	size int64
 	root *mimePart // the top entity; its parts only if full
 	full bool
+	// header is the raw top header, for HEADER.FIELDS and SEARCH HEADER
+	// without opening the file again; nil if longer than maxHeaderKept.
+	header []byte
 }
+
+// maxHeaderKept bounds the raw header a cache entry keeps.
+const maxHeaderKept = 16 << 10
 
 type msgKey struct {
 	box         string // Maildir root and mailbox name
@@ -76,18 +82,28 @@ func (c *msgCache) put(k msgKey, info *msgInfo) {
 	}
 }
 
-func (sel *selected) msgKey(uid uint32) msgKey {
-	return msgKey{box: sel.box.key, uidValidity: sel.uidValidity, uid: uid}
+// msgSource is where a message is read from: a mailbox handle and the
+// message's cache key.
+type msgSource struct {
+	mbox *store.Mailbox
+	key  msgKey
 }
 
-// info returns the parsed structure of a message of the selected mailbox:
-// only the top header unless full.
-func (s *session) info(sel *selected, uid uint32, full bool) (*msgInfo, error) {
-	k := sel.msgKey(uid)
+func (s *session) source(sel *selected, uid uint32) msgSource {
+	return msgSource{
+		mbox: sel.mbox,
+		key:  msgKey{box: s.user.Root() + "\x00" + sel.name, uidValidity: sel.uidValidity, uid: uid},
+	}
+}
+
+// info returns the parsed structure of a message: only the top header
+// unless full.
+func (s *session) info(src msgSource, full bool) (*msgInfo, error) {
+	k := src.key
 	if info := s.srv.cache.get(k, full); info != nil {
 		return info, nil
 	}
-	body, err := sel.mbox.OpenMessage(s.ctx, uid)
+	body, err := src.mbox.OpenMessage(s.ctx, k.uid)
 	if err != nil {
 		return nil, err
 	}
@@ -95,16 +111,29 @@ func (s *session) info(sel *selected, uid uint32, full bool) (*msgInfo, error) {
 	return s.parse(k, body, body.Size, full)
 }
 
+// headPrefix keeps the first bytes written to it.
+type headPrefix struct{ b []byte }
+
+func (h *headPrefix) Write(p []byte) (int, error) {
+	if room := maxHeaderKept - len(h.b); room > 0 {
+		h.b = append(h.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
 // header is info without full, together with the raw top header that
 // HEADER.FIELDS and SEARCH HEADER filter: a message not yet cached is
 // read once for both, not parsed and then opened again.
-func (s *session) header(sel *selected, uid uint32) (*msgInfo, []byte, error) {
-	k := sel.msgKey(uid)
+func (s *session) header(src msgSource) (*msgInfo, []byte, error) {
+	k := src.key
 	if info := s.srv.cache.get(k, false); info != nil {
-		raw, err := readRange(s.ctx, sel.mbox, uid, 0, info.root.bodyOff)
+		if info.header != nil {
+			return info, info.header, nil
+		}
+		raw, err := readRange(s.ctx, src.mbox, k.uid, 0, info.root.bodyOff)
 		return info, raw, err
 	}
-	body, err := sel.mbox.OpenMessage(s.ctx, uid)
+	body, err := src.mbox.OpenMessage(s.ctx, k.uid)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,8 +150,8 @@ func (s *session) header(sel *selected, uid uint32) (*msgInfo, []byte, error) {
 
 // whole reads a whole message and returns it with its full structure,
 // opening the file once.
-func (s *session) whole(sel *selected, uid uint32) (*msgInfo, []byte, error) {
-	body, err := sel.mbox.OpenMessage(s.ctx, uid)
+func (s *session) whole(src msgSource) (*msgInfo, []byte, error) {
+	body, err := src.mbox.OpenMessage(s.ctx, src.key.uid)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -131,7 +160,7 @@ func (s *session) whole(sel *selected, uid uint32) (*msgInfo, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	k := sel.msgKey(uid)
+	k := src.key
 	if info := s.srv.cache.get(k, true); info != nil {
 		return info, raw, nil
 	}
@@ -142,6 +171,8 @@ func (s *session) whole(sel *selected, uid uint32) (*msgInfo, []byte, error) {
 // parse parses a message of size bytes from r and caches the result.
 func (s *session) parse(k msgKey, r io.Reader, size int64, full bool) (*msgInfo, error) {
 	info := &msgInfo{size: size, full: full}
+	head := &headPrefix{}
+	r = io.TeeReader(r, head)
 	var err error
 	if full {
 		info.root, err = parseMessage(r)
@@ -150,6 +181,9 @@ func (s *session) parse(k msgKey, r io.Reader, size int64, full bool) (*msgInfo,
 	}
 	if err != nil {
 		return nil, err
+	}
+	if n := info.root.bodyOff; n <= int64(len(head.b)) {
+		info.header = bytes.Clone(head.b[:n])
 	}
 	s.srv.cache.put(k, info)
 	return info, nil

@@ -7,104 +7,14 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/letterbox-mail/letterbox/store"
 )
 
-// Search is SEARCH and UID SEARCH with every key of RFC 3501 §6.4.4 and
-// RFC 9051 §6.4.4, ESEARCH return options (RFC 4731) and SAVE (RFC 5182).
-// Text keys match case-insensitively on decoded text: headers with their
-// RFC 2047 words decoded, bodies with their transfer encoding and charset
-// undone (loadBody). imapserver has already refused charsets other
-// than US-ASCII and UTF-8 with NO [BADCHARSET].
-func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, opts *imap.SearchOptions) (*imap.SearchData, error) {
-	sel, err := s.needSelected()
-	if err != nil {
-		return nil, err
-	}
-	if opts.ReturnSave {
-		s.searchRes = nil // RFC 5182 §2.1: a failed SEARCH leaves "$" empty
-	}
-	var msgs []target
-	var lastSeq, lastUID uint32
-	err = sel.mbox.Read(s.ctx, func(v *store.View) {
-		for i := 0; i < v.Len(); i++ {
-			if c := sel.tracker.EncodeSeqNum(uint32(i + 1)); c != 0 {
-				m := v.At(i)
-				msgs = append(msgs, target{seq: c, msg: m})
-				lastSeq, lastUID = c, m.UID
-			}
-		}
-	})
-	if err != nil {
-		return nil, s.fail("search", err)
-	}
-	sc := &searchCtx{s: s, sel: sel, lastSeq: lastSeq, lastUID: lastUID, saved: make(map[uint32]bool)}
-	for _, u := range s.searchRes {
-		sc.saved[u] = true
-	}
-	var found []target
-	for _, t := range msgs {
-		sm := &searchMsg{t: t}
-		ok, err := sc.match(sm, criteria)
-		if err != nil {
-			return nil, s.fail("search", err)
-		}
-		if ok {
-			found = append(found, t)
-		}
-	}
-
-	data := &imap.SearchData{Count: uint32(len(found))}
-	var seqs imap.SeqSet
-	var uids imap.UIDSet
-	for _, t := range found {
-		num := t.seq
-		if kind == imapserver.NumKindUID {
-			num = t.msg.UID
-			uids.AddNum(imap.UID(num))
-		} else {
-			seqs.AddNum(num)
-		}
-		if data.Min == 0 || num < data.Min {
-			data.Min = num
-		}
-		if num > data.Max {
-			data.Max = num
-		}
-	}
-	if kind == imapserver.NumKindUID {
-		data.All = uids
-	} else {
-		data.All = seqs
-	}
-	if opts.ReturnSave {
-		// RFC 5182 §2.4: with MIN or MAX but neither ALL nor COUNT, only
-		// those are saved.
-		var saved []uint32
-		if (opts.ReturnMin || opts.ReturnMax) && !opts.ReturnAll && !opts.ReturnCount {
-			if len(found) > 0 {
-				if opts.ReturnMin {
-					saved = append(saved, found[0].msg.UID)
-				}
-				if opts.ReturnMax && (!opts.ReturnMin || len(found) > 1) {
-					saved = append(saved, found[len(found)-1].msg.UID)
-				}
-			}
-		} else {
-			for _, t := range found {
-				saved = append(saved, t.msg.UID)
-			}
-		}
-		s.searchRes = saved
-	}
-	return data, nil
-}
-
 type searchCtx struct {
 	s       *session
 	sel     *selected
+	now     time.Time
 	lastSeq uint32
 	lastUID uint32
 	saved   map[uint32]bool
@@ -114,6 +24,8 @@ type searchCtx struct {
 // only if a key needs them, and once.
 type searchMsg struct {
 	t       target
+	msg     store.Message
+	src     msgSource
 	header  []headerField
 	hdrText string // all header fields decoded, lower case
 	body    string // decoded text parts, lower case
@@ -121,16 +33,22 @@ type searchMsg struct {
 	loadedB bool
 	sent    time.Time
 	gotSent bool
+	date    time.Time
+	gotDate bool
 }
 
-func (sc *searchCtx) match(m *searchMsg, c *imap.SearchCriteria) (bool, error) {
-	msg := m.t.msg
-	for _, set := range c.SeqNum {
-		if !inSet(set, m.t.seq, sc.lastSeq) {
+func (sc *searchCtx) match(m *searchMsg, c *criteria) (bool, error) {
+	msg := m.msg
+	for _, set := range c.seqSets {
+		if imap.IsSearchRes(set) {
+			if !sc.saved[msg.UID] {
+				return false, nil
+			}
+		} else if !inSet(set, uint32(m.t.seq), sc.lastSeq) {
 			return false, nil
 		}
 	}
-	for _, set := range c.UID {
+	for _, set := range c.uidSets {
 		if imap.IsSearchRes(set) {
 			if !sc.saved[msg.UID] {
 				return false, nil
@@ -139,47 +57,55 @@ func (sc *searchCtx) match(m *searchMsg, c *imap.SearchCriteria) (bool, error) {
 			return false, nil
 		}
 	}
-	for _, f := range c.Flag {
+	for _, f := range c.flag {
 		if !sc.hasFlag(msg, f) {
 			return false, nil
 		}
 	}
-	for _, f := range c.NotFlag {
+	for _, f := range c.notFlag {
 		if sc.hasFlag(msg, f) {
 			return false, nil
 		}
 	}
-	if c.Larger > 0 && msg.Size <= c.Larger {
+	if c.larger > 0 && msg.Size <= c.larger {
 		return false, nil
 	}
-	if c.Smaller > 0 && msg.Size >= c.Smaller {
+	if c.smaller > 0 && msg.Size >= c.smaller {
 		return false, nil
 	}
-	if !c.Since.IsZero() || !c.Before.IsZero() {
-		d, err := sc.sel.mbox.InternalDate(msg.UID)
-		if err != nil {
+	if !c.since.IsZero() || !c.before.IsZero() || c.older > 0 || c.younger > 0 {
+		d, ok := sc.internalDate(m)
+		if !ok {
 			return false, nil
 		}
-		if !dayInRange(d, c.Since, c.Before) {
+		if !dayInRange(d, c.since, c.before) {
+			return false, nil
+		}
+		// RFC 5032: OLDER and YOUNGER compare the internal date with now.
+		age := sc.now.Sub(d)
+		if c.older > 0 && age < time.Duration(c.older)*time.Second {
+			return false, nil
+		}
+		if c.younger > 0 && age > time.Duration(c.younger)*time.Second {
 			return false, nil
 		}
 	}
-	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+	if !c.sentSince.IsZero() || !c.sentBefore.IsZero() {
 		d, err := sc.sentDate(m)
 		if err != nil {
 			return false, err
 		}
-		if !dayInRange(d, c.SentSince, c.SentBefore) {
+		if !dayInRange(d, c.sentSince, c.sentBefore) {
 			return false, nil
 		}
 	}
-	for _, h := range c.Header {
+	for _, h := range c.header {
 		ok, err := sc.headerMatch(m, h.Key, h.Value)
 		if err != nil || !ok {
 			return false, err
 		}
 	}
-	for _, b := range c.Body {
+	for _, b := range c.body {
 		if err := sc.loadBody(m); err != nil {
 			return false, err
 		}
@@ -187,7 +113,7 @@ func (sc *searchCtx) match(m *searchMsg, c *imap.SearchCriteria) (bool, error) {
 			return false, nil
 		}
 	}
-	for _, txt := range c.Text {
+	for _, txt := range c.text {
 		if err := sc.loadBody(m); err != nil {
 			return false, err
 		}
@@ -196,25 +122,36 @@ func (sc *searchCtx) match(m *searchMsg, c *imap.SearchCriteria) (bool, error) {
 			return false, nil
 		}
 	}
-	for i := range c.Not {
-		ok, err := sc.match(m, &c.Not[i])
+	for i := range c.not {
+		ok, err := sc.match(m, &c.not[i])
 		if err != nil || ok {
 			return false, err
 		}
 	}
-	for i := range c.Or {
-		a, err := sc.match(m, &c.Or[i][0])
+	for i := range c.or {
+		a, err := sc.match(m, &c.or[i][0])
 		if err != nil {
 			return false, err
 		}
 		if !a {
-			b, err := sc.match(m, &c.Or[i][1])
+			b, err := sc.match(m, &c.or[i][1])
 			if err != nil || !b {
 				return false, err
 			}
 		}
 	}
 	return true, nil
+}
+
+func (sc *searchCtx) internalDate(m *searchMsg) (time.Time, bool) {
+	if !m.gotDate {
+		d, err := m.src.mbox.InternalDate(m.msg.UID)
+		if err != nil {
+			return time.Time{}, false
+		}
+		m.date, m.gotDate = d, true
+	}
+	return m.date, true
 }
 
 // inSet reports whether n is in a sequence or UID set, "*" being last:
@@ -281,13 +218,13 @@ func dayOf(t time.Time) time.Time {
 func (sc *searchCtx) sentDate(m *searchMsg) (time.Time, error) {
 	if !m.gotSent {
 		m.gotSent = true
-		info, err := sc.s.info(sc.sel, m.t.msg.UID, false)
+		info, err := sc.s.info(m.src, false)
 		if err != nil {
 			return time.Time{}, nil
 		}
 		var ok bool
 		if m.sent, ok = sentDate(info.root); !ok {
-			m.sent, _ = sc.sel.mbox.InternalDate(m.t.msg.UID)
+			m.sent, _ = sc.internalDate(m)
 		}
 	}
 	return m.sent, nil
@@ -299,7 +236,7 @@ func (sc *searchCtx) loadHeader(m *searchMsg) error {
 		return nil
 	}
 	m.loadedH = true
-	_, raw, err := sc.s.header(sc.sel, m.t.msg.UID)
+	_, raw, err := sc.s.header(m.src)
 	if err != nil {
 		return nil // gone: matches nothing
 	}
@@ -334,8 +271,43 @@ func (sc *searchCtx) headerMatch(m *searchMsg, key, value string) (bool, error) 
 		if needle == "" || strings.Contains(fold(decodeHeader(f.value)), needle) {
 			return true, nil
 		}
+		if addressFields[key] && strings.Contains(fold(addressText(f.value)), needle) {
+			return true, nil
+		}
 	}
 	return false, nil
+}
+
+// addressFields hold address lists: they are also searched in their
+// parsed form, so FROM user@domain.org finds
+// "<user (comment)@ (comment) domain.org>" (comments and white space are
+// not part of the address, RFC 5322 §3.4.1), as Dovecot does.
+var addressFields = map[string]bool{
+	"from": true, "to": true, "cc": true, "bcc": true, "sender": true, "reply-to": true,
+}
+
+// addressText is an address list as "name <local@domain>, ...", names
+// decoded.
+func addressText(v string) string {
+	var b strings.Builder
+	for _, a := range addressList(v) {
+		if a.groupEnd {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		if a.name != "" {
+			b.WriteString(decodeHeader(a.name))
+			b.WriteByte(' ')
+		}
+		b.WriteString("<" + a.mailbox)
+		if a.host != "" {
+			b.WriteString("@" + a.host)
+		}
+		b.WriteByte('>')
+	}
+	return b.String()
 }
 
 // loadBody reads the message, once, and decodes its header and its text
@@ -345,7 +317,7 @@ func (sc *searchCtx) loadBody(m *searchMsg) error {
 		return nil
 	}
 	m.loadedB = true
-	info, raw, err := sc.s.whole(sc.sel, m.t.msg.UID)
+	info, raw, err := sc.s.whole(m.src)
 	if err != nil {
 		return sc.loadHeader(m) // gone: the body matches nothing
 	}

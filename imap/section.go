@@ -45,10 +45,6 @@ func (sec section) partial(p *imap.SectionPartial) section {
 	return sec
 }
 
-// needsStructure reports whether a section needs the parts of the message
-// parsed, not only its header.
-func needsStructure(part []int) bool { return len(part) > 0 }
-
 // findPart finds a part by its IMAP part number (RFC 3501 §6.4.5): the
 // parts of a multipart are numbered from 1, a part that is not multipart
 // has one part, itself, and the parts of a message/rfc822 part are those of
@@ -81,7 +77,7 @@ func filtersHeader(bs *imap.FetchItemBodySection) bool {
 
 // bodySection locates BODY[section] in a message. hdr, if not nil, is the
 // message's raw top header, already read.
-func (s *session) bodySection(sel *selected, uid uint32, info *msgInfo, hdr []byte, bs *imap.FetchItemBodySection) (section, error) {
+func (s *session) bodySection(src msgSource, info *msgInfo, hdr []byte, bs *imap.FetchItemBodySection) (section, error) {
 	var part, msg *mimePart
 	if len(bs.Part) == 0 {
 		part, msg = info.root, info.root
@@ -123,7 +119,7 @@ func (s *session) bodySection(sel *selected, uid uint32, info *msgInfo, hdr []by
 			raw := hdr
 			if msg != info.root || raw == nil {
 				var err error
-				if raw, err = readRange(s.ctx, sel.mbox, uid, sec.off, sec.n); err != nil {
+				if raw, err = readRange(s.ctx, src.mbox, src.key.uid, sec.off, sec.n); err != nil {
 					return section{}, err
 				}
 			}
@@ -176,15 +172,11 @@ func filterHeader(raw []byte, names []string, not bool) []byte {
 
 // errUnknownCTE is RFC 3516's answer to BINARY of an encoding we cannot
 // decode.
-var errUnknownCTE = &imap.Error{
-	Type: imap.StatusResponseTypeNo,
-	Code: imap.ResponseCodeUnknownCTE,
-	Text: "Unknown Content-Transfer-Encoding",
-}
+var errUnknownCTE = no("UNKNOWN-CTE", "Unknown Content-Transfer-Encoding")
 
 // binarySection is BINARY[part] (RFC 3516): the part's body with its
 // Content-Transfer-Encoding undone. BINARY[] is the whole message.
-func (s *session) binarySection(sel *selected, uid uint32, info *msgInfo, path []int, partial *imap.SectionPartial) (section, error) {
+func (s *session) binarySection(src msgSource, info *msgInfo, path []int, partial *imap.SectionPartial) (section, error) {
 	if len(path) == 0 {
 		return section{off: 0, n: info.size}.partial(partial), nil
 	}
@@ -200,7 +192,7 @@ func (s *session) binarySection(sel *selected, uid uint32, info *msgInfo, path [
 	case "", "7bit", "8bit", "binary":
 		return raw.partial(partial), nil
 	case "base64", "quoted-printable":
-		data, err := readRange(s.ctx, sel.mbox, uid, raw.off, raw.n)
+		data, err := readRange(s.ctx, src.mbox, src.key.uid, raw.off, raw.n)
 		if err != nil {
 			return section{}, err
 		}

@@ -14,9 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-
 	"github.com/letterbox-mail/letterbox/store"
 )
 
@@ -49,15 +46,20 @@ const (
 	DefaultMaxConnectionsPerIP   = 50
 	DefaultMaxConnectionsPerUser = 20
 	DefaultIdleTimeout           = 30 * time.Minute
+	DefaultIdleKeepalive         = 2 * time.Minute
 	DefaultLoginTimeout          = time.Minute
 	DefaultReadTimeout           = 5 * time.Minute
+	DefaultCommandLineTimeout    = time.Minute
+	DefaultWriteTimeout          = time.Minute
 	DefaultMaxLineLength         = maxCommandSize
+	DefaultMaxLiteralSize        = 4096
+	DefaultMaxLiteralDrain       = 1 << 20
 	DefaultMaxBadCommands        = 20
+	DefaultMaxPendingUpdates     = 100000
+	DefaultMaxCachedMessages     = 4096
 )
 
-// maxCommandSize is imapserver's own fixed limit on the bytes of one
-// command outside literals (its conn.go). MaxLineLength is capped to it, so
-// that our limit, which answers cleanly, is always reached first.
+// maxCommandSize is the default longest command line, literals excluded.
 const maxCommandSize = 50 * 1024
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -86,6 +88,13 @@ type Server struct {
 	// (APPENDLIMIT, RFC 7889). Default DefaultAppendLimit; at most 4 GiB-1.
 	AppendLimit int64
 
+	// QuotaStorage and QuotaMessages limit each user's mail (RFC 9208
+	// QUOTA, resources STORAGE in bytes and MESSAGE): an APPEND, COPY or
+	// MOVE that would go over gets NO [OVERQUOTA]. Zero means no limit;
+	// QUOTA is advertised only if one is set.
+	QuotaStorage  int64
+	QuotaMessages int64
+
 	// MaxConnections, MaxConnectionsPerIP and MaxConnectionsPerUser bound
 	// the connections at once, in all, from one client address, and
 	// logged in as one user. Thunderbird opens up to five per account.
@@ -94,25 +103,54 @@ type Server struct {
 	MaxConnectionsPerIP   int
 	MaxConnectionsPerUser int
 
-	// IdleTimeout is how long a logged-in client may stay silent, in IDLE
-	// or between commands. RFC 9051 §5.4 asks for at least 30 minutes,
-	// the default.
-	IdleTimeout time.Duration
+	// IdleTimeout is how long a logged-in client may stay silent between
+	// commands. RFC 9051 §5.4 asks for at least 30 minutes, the default.
+	// A client in IDLE is not cut by it: it gets "* OK Still here" every
+	// IdleKeepalive (default 2 minutes), so that NAT boxes keep the flow
+	// and a dead client is found by the failing write.
+	IdleTimeout   time.Duration
+	IdleKeepalive time.Duration
 	// LoginTimeout is how long a client that has not logged in may stay
 	// silent. Default 1 minute.
 	LoginTimeout time.Duration
-	// ReadTimeout is how long the rest of a command, or a literal, may
-	// stall once its first byte came. Default 5 minutes.
+	// CommandLineTimeout is how long a command line may take to arrive
+	// once its first byte came (each line of a command with literals).
+	// Default 1 minute.
+	CommandLineTimeout time.Duration
+	// ReadTimeout is how long a literal may stall. Default 5 minutes.
 	ReadTimeout time.Duration
+	// WriteTimeout bounds every write to the client. Default 1 minute.
+	WriteTimeout time.Duration
 
 	// MaxLineLength is the longest command in bytes, literals excluded.
-	// Default and maximum 51200, imapserver's own limit. A longer line
-	// gets "* BYE" and the connection is closed.
+	// Default 51200. A longer line gets "* BYE" and the connection is
+	// closed.
 	MaxLineLength int
+	// MaxLiteralSize is the largest literal a command may carry outside
+	// APPEND's message (a mailbox name, a search string, a password).
+	// Default 4096. Bigger ones are refused with NO [TOOBIG].
+	MaxLiteralSize int64
+	// MaxLiteralDrain bounds the bytes of a refused non-synchronizing
+	// literal (LITERAL+, RFC 7888) that are read and dropped to keep the
+	// connection; beyond it the connection is closed. Default 1 MiB (on
+	// top of AppendLimit for an APPEND message).
+	MaxLiteralDrain int64
 
 	// MaxBadCommands is how many commands answered BAD a connection may
 	// send before it is closed. Default 20.
 	MaxBadCommands int
+
+	// MaxPendingUpdates bounds the changes of the selected mailbox queued
+	// for a session that does not read them (a client silent for long in
+	// a busy mailbox); beyond it the session is ended with BYE. Default
+	// 100000.
+	MaxPendingUpdates int
+
+	// MaxCachedMessages bounds the parsed messages (structure and top
+	// header, at most 16 KiB of it) kept in memory for all sessions, so
+	// FETCH ENVELOPE, BODYSTRUCTURE, header fields and SEARCH need not
+	// read a message file again. Default 4096.
+	MaxCachedMessages int
 
 	// Logger receives connection and error logs. Default slog.Default().
 	Logger *slog.Logger
@@ -121,10 +159,7 @@ type Server struct {
 	Observer Observer
 
 	initOnce sync.Once
-	lib      *imapserver.Server
-	pipe     *pipeListener
 	log      *slog.Logger
-	boxes    *boxRegistry
 	cache    *msgCache
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -132,14 +167,14 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[*wireConn]struct{}
+	conns     map[*conn]struct{}
 	perIP     map[netip.Addr]int
 	perUser   map[string]int
 	closing   bool
-	libDone   chan struct{}
+	wg        sync.WaitGroup
 
-	// panicHook, if set, is called with every panic imapserver recovers
-	// from (tests make it fail).
+	// panicHook, if set, is called with every panic recovered in a
+	// connection (tests make it fail).
 	panicHook func(v any)
 }
 
@@ -151,34 +186,10 @@ func (s *Server) init() {
 		}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
-		s.conns = make(map[*wireConn]struct{})
+		s.conns = make(map[*conn]struct{})
 		s.perIP = make(map[netip.Addr]int)
 		s.perUser = make(map[string]int)
-		s.boxes = newBoxRegistry(s)
-		s.cache = newMsgCache(4096)
-		s.pipe = newPipeListener()
-		s.libDone = make(chan struct{})
-		s.lib = imapserver.New(&imapserver.Options{
-			NewSession: s.newSession,
-			// Everything imapserver should behave as supporting. What is
-			// advertised is computed by wireConn.capabilities.
-			Caps: imap.CapSet{
-				imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {},
-				imap.CapLiteralPlus: {}, imap.CapNamespace: {}, imap.CapUIDPlus: {},
-				imap.CapESearch: {}, imap.CapSearchRes: {}, imap.CapListExtended: {},
-				imap.CapListStatus: {}, imap.CapMove: {}, imap.CapStatusSize: {},
-				imap.CapBinary: {}, imap.CapChildren: {}, imap.CapSpecialUse: {},
-				imap.CapCreateSpecialUse: {}, imap.CapUnauthenticate: {},
-			},
-			Logger: libLogger{s},
-			// We decide about TLS ourselves (session.Login); imapserver
-			// never sees the *tls.Conn.
-			InsecureAuth: true,
-		})
-		go func() {
-			defer close(s.libDone)
-			_ = s.lib.Serve(s.pipe)
-		}()
+		s.cache = newMsgCache(orDefault(s.MaxCachedMessages, DefaultMaxCachedMessages))
 	})
 }
 
@@ -192,14 +203,15 @@ func (s *Server) appendLimit() int64 {
 	return s.AppendLimit
 }
 
-func (s *Server) maxLine() int {
-	if s.MaxLineLength <= 0 || s.MaxLineLength > maxCommandSize {
-		return maxCommandSize
-	}
-	return s.MaxLineLength
-}
+func (s *Server) maxLine() int { return orDefault(s.MaxLineLength, DefaultMaxLineLength) }
 
-func orDefault[T int | time.Duration](v, def T) T {
+func (s *Server) maxLiteral() int64 { return orDefault(s.MaxLiteralSize, DefaultMaxLiteralSize) }
+
+func (s *Server) maxDrain() int64 { return orDefault(s.MaxLiteralDrain, DefaultMaxLiteralDrain) }
+
+func (s *Server) writeTimeout() time.Duration { return orDefault(s.WriteTimeout, DefaultWriteTimeout) }
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
 	}
@@ -277,15 +289,12 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		wc, reason := s.admit(raw)
-		if wc == nil {
+		c, reason := s.admit(raw)
+		if c == nil {
 			go refuse(raw, reason)
 			continue
 		}
-		if !s.pipe.push(wc) {
-			wc.Close()
-			return ErrServerClosed
-		}
+		go c.serve()
 	}
 }
 
@@ -295,7 +304,7 @@ func isTemporary(err error) bool {
 }
 
 // admit counts a new connection against the limits.
-func (s *Server) admit(raw net.Conn) (*wireConn, string) {
+func (s *Server) admit(raw net.Conn) (*conn, string) {
 	ip := remoteIP(raw.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -309,10 +318,11 @@ func (s *Server) admit(raw net.Conn) (*wireConn, string) {
 		s.log.Warn("imap: connection refused: too many connections from this address", "ip", ip)
 		return nil, "Too many connections from your address"
 	}
-	wc := newWireConn(s, raw, ip, s.nextID.Add(1))
-	s.conns[wc] = struct{}{}
+	c := newConn(s, raw, ip, s.nextID.Add(1))
+	s.conns[c] = struct{}{}
 	s.perIP[ip]++
-	return wc, ""
+	s.wg.Add(1)
+	return c, ""
 }
 
 // refuse says why and hangs up, without ever reading.
@@ -323,15 +333,15 @@ func refuse(raw net.Conn, reason string) {
 }
 
 // forget removes a closed connection from the counts.
-func (s *Server) forget(wc *wireConn) {
+func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.conns[wc]; !ok {
+	if _, ok := s.conns[c]; !ok {
 		return
 	}
-	delete(s.conns, wc)
-	if s.perIP[wc.ip]--; s.perIP[wc.ip] <= 0 {
-		delete(s.perIP, wc.ip)
+	delete(s.conns, c)
+	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+		delete(s.perIP, c.ip)
 	}
 }
 
@@ -360,39 +370,35 @@ func (s *Server) acquireUser(name string) (release func(), ok bool) {
 // is between commands (at once if it is waiting for one or in IDLE), and
 // waits for them to close or ctx to end, when it closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	for _, wc := range s.stopAccepting() {
-		wc.shutdown()
+	for _, c := range s.stopAccepting() {
+		c.shutdown()
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		s.mu.Lock()
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 {
-			s.stop()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			s.Close()
-			return ctx.Err()
-		case <-tick.C:
-		}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
 	}
 }
 
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
-	for _, wc := range s.stopAccepting() {
-		wc.Close()
+	for _, c := range s.stopAccepting() {
+		c.abort()
 	}
-	s.stop()
+	s.cancel()
 	return nil
 }
 
 // stopAccepting closes the listeners and returns the open connections.
-func (s *Server) stopAccepting() []*wireConn {
+func (s *Server) stopAccepting() []*conn {
 	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -400,81 +406,11 @@ func (s *Server) stopAccepting() []*wireConn {
 	for l := range s.listeners {
 		l.Close()
 	}
-	conns := make([]*wireConn, 0, len(s.conns))
-	for wc := range s.conns {
-		conns = append(conns, wc)
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
 	}
 	return conns
-}
-
-func (s *Server) stop() {
-	s.pipe.Close()
-	s.cancel()
-	<-s.libDone
-}
-
-// pipeListener hands our wrapped connections to imapserver.Server.Serve,
-// which has no other way in.
-type pipeListener struct {
-	ch     chan net.Conn
-	done   chan struct{}
-	closed sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (p *pipeListener) push(c net.Conn) bool {
-	select {
-	case p.ch <- c:
-		return true
-	case <-p.done:
-		return false
-	}
-}
-
-func (p *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-p.ch:
-		return c, nil
-	case <-p.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (p *pipeListener) Close() error {
-	p.closed.Do(func() { close(p.done) })
-	return nil
-}
-
-func (p *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "letterbox-imap" }
-
-// libLogger passes imapserver's log lines on, and its recovered panics to
-// panicHook.
-type libLogger struct{ s *Server }
-
-func (l libLogger) Printf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if strings.HasPrefix(msg, "panic") {
-		l.s.log.Error("imap: "+msg, "panic", true)
-		if l.s.panicHook != nil {
-			l.s.panicHook(msg)
-		}
-		return
-	}
-	if strings.HasPrefix(msg, "handling ") {
-		// A command failed on arguments imapserver could not decode
-		// (our own errors are *imap.Error): the client's fault.
-		l.s.log.Debug("imap: " + msg)
-		return
-	}
-	l.s.log.Warn("imap: " + msg)
 }
 
 func remoteIP(a net.Addr) netip.Addr {

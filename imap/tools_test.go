@@ -139,3 +139,64 @@ func TestCurlListsFolders(t *testing.T) {
 		t.Errorf("curl fetch: %v %q", err, out)
 	}
 }
+
+// Python's imaplib over implicit TLS: what scripts and older mail tools
+// use.
+func TestPythonImaplib(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	e := newEnv(t)
+	e.appendMsg("alice", "INBOX", msg("for python"), 0)
+	host, port, _ := strings.Cut(e.tlsAddr, ":")
+	script := `
+import imaplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4_SSL(sys.argv[1], int(sys.argv[2]), ssl_context=ctx)
+print(m.login("alice", "secret")[0])
+typ, boxes = m.list()
+print(typ, len(boxes), boxes[0].decode())
+print(m.select("INBOX"))
+print(m.search(None, "ALL"))
+print(m.uid("SEARCH", None, "FROM", "a@example.org"))
+typ, data = m.fetch("1", "(RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+print(typ, data[0][0].decode(), data[0][1].decode().strip())
+print(m.store("1", "+FLAGS", "(\\Flagged)"))
+print(m.append("INBOX", "(\\Seen)", imaplib.Time2Internaldate(0), b"Subject: from py\r\n\r\nhi\r\n")[0])
+print(m.create("Py/Sub"), m.delete("Py/Sub"))
+print(m.status("INBOX", "(MESSAGES UNSEEN)"))
+m.close()
+print(m.logout()[0])
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "-c", script, host, port).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	want := []string{
+		"OK",
+		`OK 6 (\HasNoChildren) "/" INBOX`,
+		"('OK', [b'1'])",
+		"('OK', [b'1'])",
+		"('OK', [b'1'])",
+		"OK 1 (RFC822.SIZE 64 BODY[HEADER.FIELDS (SUBJECT)] {23} Subject: for python",
+		`('OK', [b'1 (FLAGS (\\Flagged \\Recent))'])`,
+		"OK",
+		"('OK', [b'CREATE completed']) ('OK', [b'DELETE completed'])",
+		`('OK', [b'INBOX (MESSAGES 2 UNSEEN 1)'])`,
+		"BYE",
+	}
+	got := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("python said:\n%s", out)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d: %s\n want %s", i, got[i], want[i])
+		}
+	}
+}

@@ -84,21 +84,22 @@ func TestLiteralTraps(t *testing.T) {
 		}
 	})
 	t.Run("literal over the limit after a first one", func(t *testing.T) {
-		// imapserver has read part of the command: it gets an empty line
-		// and answers BAD; the big literal is not sent (synchronizing) or
-		// dropped (LITERAL+).
-		c.send("k1 LOGIN {0}")
+		// The command has taken a literal already; the second one is
+		// refused like a first one would be: not sent (synchronizing)
+		// or dropped (LITERAL+). (imapserver answered BAD here, having
+		// been handed an empty line by the wrapper.)
+		c.send("k1 RENAME {1}")
 		c.expect("+ ")
-		c.send(" {5000}")
+		c.send("x {5000}")
 		_, tagged := c.until("k1")
-		if !strings.HasPrefix(tagged, "k1 BAD") {
+		if !strings.HasPrefix(tagged, "k1 NO [TOOBIG]") {
 			t.Errorf("got %q", tagged)
 		}
 		c.ok("k2 NOOP")
 		payload := strings.Repeat("k9 LOGOUT\r\n", 500)
 		c.sendRaw("k3 STATUS {5+}\r\nINBOX {" + itoa(len(payload)) + "+}\r\n" + payload + "\r\n")
 		_, tagged = c.until("k3")
-		if !strings.HasPrefix(tagged, "k3 BAD") {
+		if !strings.HasPrefix(tagged, "k3 BAD") { // no literal belongs there
 			t.Errorf("got %q", tagged)
 		}
 		c.ok("k4 NOOP")
@@ -162,16 +163,16 @@ func TestUnknownCommandBeforeLogin(t *testing.T) {
 func TestCapabilities(t *testing.T) {
 	const after = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE IDLE UNSELECT NAMESPACE UIDPLUS MOVE " +
 		"ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE CHILDREN " +
-		"STATUS=SIZE BINARY UNAUTHENTICATE UTF8=ACCEPT APPENDLIMIT=52428800"
+		"STATUS=SIZE BINARY UNAUTHENTICATE UTF8=ACCEPT ID MULTIAPPEND CATENATE WITHIN PREVIEW CONTEXT=SEARCH APPENDLIMIT=52428800 COMPRESS=DEFLATE"
 	t.Run("plain, insecure auth not allowed", func(t *testing.T) {
 		e := newEnv(t, withServer(func(s *Server) { s.AllowInsecureAuth = false }))
 		c := e.dial()
 		g := c.expect("* OK ")
-		if want := "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ STARTTLS LOGINDISABLED] "; !strings.HasPrefix(g, want) {
+		if want := "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID STARTTLS LOGINDISABLED] "; !strings.HasPrefix(g, want) {
 			t.Errorf("greeting %q, want %q", g, want)
 		}
 		u := c.ok("a1 CAPABILITY")
-		if u[0] != "* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ STARTTLS LOGINDISABLED" {
+		if u[0] != "* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID STARTTLS LOGINDISABLED" {
 			t.Errorf("got %q", u)
 		}
 		got := c.fails("a2 LOGIN alice secret", "NO")
@@ -183,7 +184,7 @@ func TestCapabilities(t *testing.T) {
 		c.ok("a4 STARTTLS")
 		tc := tlsClient(t, c, e)
 		u = tc.ok("b1 CAPABILITY")
-		if u[0] != "* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ AUTH=PLAIN AUTH=LOGIN" {
+		if u[0] != "* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN" {
 			t.Errorf("after STARTTLS: %q", u)
 		}
 		_, tagged := tc.cmd("b2 LOGIN alice secret")
@@ -199,7 +200,7 @@ func TestCapabilities(t *testing.T) {
 	t.Run("implicit TLS", func(t *testing.T) {
 		e := newEnv(t, withServer(func(s *Server) { s.AllowInsecureAuth = false }))
 		c := e.dialTLS()
-		if want := "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ AUTH=PLAIN AUTH=LOGIN] "; !strings.HasPrefix(c.line(), want) {
+		if want := "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN] "; !strings.HasPrefix(c.line(), want) {
 			t.Errorf("greeting, want %q", want)
 		}
 		c.ok("a1 LOGIN alice secret")
@@ -285,11 +286,24 @@ func TestTimeouts(t *testing.T) {
 		c.closed()
 	})
 	t.Run("idle", func(t *testing.T) {
-		e := newEnv(t, withServer(func(s *Server) { s.IdleTimeout = 200 * time.Millisecond }))
+		// IDLE is not cut by the idle timeout (issue 11: it was); it is
+		// kept alive with "* OK Still here".
+		e := newEnv(t, withServer(func(s *Server) {
+			s.IdleTimeout = 200 * time.Millisecond
+			s.IdleKeepalive = 100 * time.Millisecond
+		}))
 		c := e.login("alice")
 		c.ok("a1 SELECT INBOX")
 		c.send("a2 IDLE")
 		c.expect("+ ")
+		for i := 0; i < 4; i++ {
+			if l := c.line(); l != "* OK Still here" {
+				t.Fatalf("in IDLE: %q", l)
+			}
+		}
+		c.send("DONE")
+		c.expect("a2 OK")
+		// Between commands the idle timeout holds.
 		c.expect("* BYE Autologout")
 		c.closed()
 	})

@@ -3,8 +3,6 @@ package main
 import "github.com/letterbox-mail/letterbox/imap"
 
 // newIMAP builds the IMAP server from the [imap] and [auth] sections.
-// imap.Server caps max_line_length at imapserver's own limit of 51200
-// bytes.
 func newIMAP(d deps) (protoServer, error) {
 	c := d.cfg
 	return &imap.Server{

@@ -1,0 +1,315 @@
+package imap
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/letterbox-mail/letterbox/store"
+)
+
+// cmdFetch is FETCH and UID FETCH. Bodies are streamed from the message
+// file into the output buffer; a non-PEEK body fetch sets \Seen (not in a
+// mailbox opened with EXAMINE), which the other sessions hear of through
+// the store's feed.
+func (s *session) cmdFetch(cmd *command) error {
+	a := parseFetch(cmd.p, cmd.uid)
+	sel := s.sel
+	targets := s.resolve(a.set)
+	if len(targets) == 0 {
+		return nil
+	}
+	seen := make(map[uint32]bool)
+	if !sel.readOnly && a.setsSeen() {
+		var unseen []uint32
+		err := sel.mbox.Read(s.ctx, func(v *store.View) {
+			for _, t := range targets {
+				if i := v.Seq(t.uid) - 1; i >= 0 && !v.At(i).Flags.Has(store.FlagSeen) {
+					unseen = append(unseen, t.uid)
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if len(unseen) > 0 {
+			changed, err := sel.mbox.SetFlags(s.ctx, unseen, store.FlagsAdd, store.FlagSeen, nil, sel)
+			if err != nil {
+				return err
+			}
+			for _, m := range changed {
+				seen[m.UID] = true
+			}
+		}
+	}
+	msgs := make([]store.Message, len(targets))
+	present := make([]bool, len(targets))
+	var at uint64
+	err := sel.mbox.Read(s.ctx, func(v *store.View) {
+		at = sel.q.position()
+		for i, t := range targets {
+			if j := v.Seq(t.uid) - 1; j >= 0 {
+				msgs[i], present[i] = v.At(j), true
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	gone := false
+	for i, t := range targets {
+		if !present[i] {
+			continue // expunged; the client will be told
+		}
+		ok, err := s.fetchOne(&a, t, msgs[i], seen[t.uid], at)
+		if err != nil {
+			return err
+		}
+		gone = gone || !ok
+		if s.c.out.err != nil {
+			return errConnClosed
+		}
+	}
+	if gone {
+		// RFC 2180 §4.1.3: the others were sent.
+		return no("EXPUNGEISSUED", "Some of the requested messages no longer exist")
+	}
+	return nil
+}
+
+// setsSeen reports whether the fetch implicitly sets \Seen.
+func (a *fetchArgs) setsSeen() bool {
+	for _, it := range a.items {
+		if it.kind == itemSection && !it.section.Peek || it.kind == itemBinary && !it.peek {
+			return true
+		}
+	}
+	return false
+}
+
+// prepared is what fetchOne computed before writing anything.
+type prepared struct {
+	info     *msgInfo
+	date     time.Time
+	sections []section // per item, for sections and binaries
+	sizes    []int64   // per item, for BINARY.SIZE
+	preview  string
+}
+
+// fetchOne writes the FETCH response of one message. It reports false,
+// and writes nothing, if the message file is gone. Everything that can
+// fail is done before the response starts: a literal once announced must
+// get exactly its size.
+func (s *session) fetchOne(a *fetchArgs, t target, m store.Message, seenNow bool, at uint64) (bool, error) {
+	src := s.source(s.sel, t.uid)
+	pr, err := s.prepare(a, src, m)
+	if err != nil {
+		if errors.Is(err, store.ErrNoSuchMessage) || errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	o := &s.c.out
+	showFlags := seenNow
+	for _, it := range a.items {
+		if it.kind == itemFlags {
+			showFlags = true
+		}
+	}
+	if showFlags {
+		s.announce(m.Keywords)
+		s.sel.shownAt[t.uid] = at
+	}
+	o.writeString("* " + itoa(t.seq) + " FETCH (")
+	first := true
+	sep := func() {
+		if !first {
+			o.sp()
+		}
+		first = false
+	}
+	for _, it := range a.items {
+		if it.kind == itemUID {
+			sep()
+			o.writeString("UID " + itoa(int(t.uid)))
+		}
+	}
+	for i, it := range a.items {
+		switch it.kind {
+		case itemUID:
+			continue
+		case itemFlags:
+			sep()
+			o.writeString("FLAGS ")
+			writeFlags(o, s.sel.flagsOf(s, m.Flags, m.Keywords, t.uid))
+		case itemInternalDate:
+			sep()
+			o.writeString("INTERNALDATE ")
+			o.quoted(pr.date.Format("_2-Jan-2006 15:04:05 -0700"))
+		case itemRFC822Size:
+			sep()
+			o.writeString("RFC822.SIZE " + itoa64(m.Size))
+		case itemEnvelope:
+			sep()
+			o.writeString("ENVELOPE ")
+			writeEnvelope(o, envelope(pr.info.root))
+		case itemBody, itemBodyStructure:
+			sep()
+			o.writeString(it.name + " ")
+			writeBodyStructure(o, pr.info.root, it.kind == itemBodyStructure)
+		case itemSection, itemBinary:
+			sep()
+			o.writeString(it.name)
+			partial := it.partial
+			if it.kind == itemSection {
+				partial = it.section.Partial
+			}
+			if partial != nil {
+				o.writeString("<" + itoa64(partial.Offset) + ">")
+			}
+			o.sp()
+			if err := s.writeSection(src, pr.sections[i], it.kind == itemBinary); err != nil {
+				return true, err
+			}
+		case itemBinarySize:
+			sep()
+			o.writeString(it.name + " " + itoa64(pr.sizes[i]))
+		case itemPreview:
+			sep()
+			o.writeString("PREVIEW ")
+			o.str(pr.preview)
+		}
+	}
+	if seenNow && !showFlagsRequested(a) {
+		sep()
+		o.writeString("FLAGS ")
+		writeFlags(o, s.sel.flagsOf(s, m.Flags, m.Keywords, t.uid))
+	}
+	o.writeString(")\r\n")
+	return true, nil
+}
+
+func showFlagsRequested(a *fetchArgs) bool {
+	for _, it := range a.items {
+		if it.kind == itemFlags {
+			return true
+		}
+	}
+	return false
+}
+
+// prepare reads and parses what the items need.
+func (s *session) prepare(a *fetchArgs, src msgSource, m store.Message) (*prepared, error) {
+	needHeader, needFull, needRaw := false, false, false
+	for _, it := range a.items {
+		switch it.kind {
+		case itemEnvelope:
+			needHeader = true
+		case itemBody, itemBodyStructure, itemPreview:
+			needFull = true
+		case itemSection:
+			bs := it.section
+			switch {
+			case len(bs.Part) > 0:
+				needFull = true
+			case filtersHeader(bs):
+				needRaw = true
+			case bs.Specifier != imap.PartSpecifierNone:
+				needHeader = true
+			}
+		case itemBinary, itemBinarySize:
+			needFull = needFull || len(it.part) > 0
+		}
+	}
+	pr := &prepared{info: &msgInfo{size: m.Size}}
+	var hdr []byte
+	var err error
+	switch {
+	case needFull:
+		pr.info, err = s.info(src, true)
+	case needRaw:
+		pr.info, hdr, err = s.header(src)
+	case needHeader:
+		pr.info, err = s.info(src, false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pr.sections = make([]section, len(a.items))
+	pr.sizes = make([]int64, len(a.items))
+	for i, it := range a.items {
+		switch it.kind {
+		case itemInternalDate:
+			if pr.date, err = src.mbox.InternalDate(src.key.uid); err != nil {
+				return nil, err
+			}
+		case itemSection:
+			if pr.sections[i], err = s.bodySection(src, pr.info, hdr, it.section); err != nil {
+				return nil, err
+			}
+		case itemBinary:
+			if pr.sections[i], err = s.binarySection(src, pr.info, it.part, it.partial); err != nil {
+				return nil, err
+			}
+		case itemBinarySize:
+			sec, err := s.binarySection(src, pr.info, it.part, nil)
+			if err != nil {
+				return nil, err
+			}
+			pr.sizes[i] = sec.size()
+		case itemPreview:
+			if pr.preview, err = s.preview(src, pr.info); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return pr, nil
+}
+
+// writeSection writes a section as a literal (a literal8 for BINARY,
+// RFC 3516 §4.2): exactly its size, even if the file misbehaves (then
+// padded with spaces, and logged). An ordinary literal never carries NUL.
+func (s *session) writeSection(src msgSource, sec section, binary bool) error {
+	o := &s.c.out
+	o.literalHeader(sec.size(), binary)
+	if sec.inMem {
+		data := sec.data
+		if !binary && bytes.IndexByte(data, 0) >= 0 {
+			data = bytes.ReplaceAll(data, []byte{0}, []byte{0x80})
+		}
+		o.write(data)
+		return nil
+	}
+	if sec.n == 0 {
+		return nil
+	}
+	body, err := src.mbox.OpenMessage(s.ctx, src.key.uid)
+	var copied int64
+	if err == nil {
+		if _, err = io.CopyN(io.Discard, body, sec.off); err == nil {
+			var r io.Reader = io.LimitReader(body, sec.n)
+			if !binary {
+				r = nulFilter{r}
+			}
+			copied, err = o.ReadFrom(r)
+		}
+		body.Close()
+	}
+	if o.err != nil {
+		return errConnClosed
+	}
+	if copied < sec.n {
+		s.log.Error("imap: message file changed while sending it", "mailbox", s.sel.name, "uid", src.key.uid, "err", err)
+		pad := bytes.Repeat([]byte(" "), 4096)
+		for left := sec.n - copied; left > 0; {
+			n := min(left, int64(len(pad)))
+			o.write(pad[:n])
+			left -= n
+		}
+	}
+	return nil
+}
