@@ -206,12 +206,12 @@ var DefaultSpecialFolders = []Folder{
 
 // Store opens users' Maildirs. It is safe for concurrent use.
 type Store struct {
-	opts    Options
-	log     *slog.Logger
+	opts       Options
+	log        *slog.Logger
 	watcher    *watcher
 	hasWatcher atomic.Bool
 	poller     *poller
-	ids     *nameSource
+	ids        *nameSource
 
 	// crlfPool recycles body converters and their buffers: a FETCH of
 	// many bodies opens many messages, and fresh 32 KiB buffers each time
