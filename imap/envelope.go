@@ -4,6 +4,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+
+	"github.com/letterbox-mail/letterbox/imap/internal/mailaddr"
 )
 
 // envelope is a message's ENVELOPE (RFC 3501 §7.4.2): the header
@@ -21,7 +23,7 @@ type envelopeData struct {
 // the group name, host empty) and an end marker (all empty).
 type address struct {
 	name, route, mailbox, host string
-	groupEnd                   bool
+	groupStart, groupEnd       bool
 }
 
 func envelope(p *mimePart) *envelopeData {
@@ -71,240 +73,22 @@ func msgIDs(v string) []string {
 	return ids
 }
 
-// addressList parses an RFC 5322 address list into ENVELOPE addresses.
-// Display names stay as written (quotes removed, encoded-words kept); a
-// comment serves as the name of an address without one; groups become the
+// addressList parses an RFC 5322 address list into ENVELOPE addresses with
+// package mailaddr, which SORT's address keys also come from (RFC 5256 §3,
+// RFC 5957 §3: what a client sorts by is what it is shown). Display names
+// stay as written (quotes removed, encoded-words kept); groups become the
 // start and end markers of RFC 3501 §7.4.2.
 func addressList(v string) []address {
-	v = strings.TrimSpace(v)
-	if v == "" {
+	list := mailaddr.List(v)
+	if len(list) == 0 {
 		return nil
 	}
-	var out []address
-	toks := tokenizeAddr(v)
-	i := 0
-	inGroup := false
-	for i < len(toks) {
-		// Find the extent of one mailbox or a group start.
-		j := i
-		depthAngle := false
-		for j < len(toks) {
-			t := toks[j]
-			if t.kind == tkSpecial {
-				if t.text == "<" {
-					depthAngle = true
-				} else if t.text == ">" {
-					depthAngle = false
-				} else if !depthAngle && (t.text == "," || t.text == ";" || t.text == ":") {
-					break
-				}
-			}
-			j++
-		}
-		seg := toks[i:j]
-		var sep string
-		if j < len(toks) {
-			sep = toks[j].text
-		}
-		switch sep {
-		case ":":
-			out = append(out, address{mailbox: phrase(seg)})
-			inGroup = true
-		default:
-			if addr, ok := mailbox(seg); ok {
-				out = append(out, addr)
-			}
-			if sep == ";" && inGroup {
-				out = append(out, address{groupEnd: true})
-				inGroup = false
-			}
-		}
-		i = j + 1
-	}
-	if inGroup {
-		out = append(out, address{groupEnd: true})
+	out := make([]address, len(list))
+	for i, a := range list {
+		out[i] = address{name: a.Name, route: a.Route, mailbox: a.Mailbox, host: a.Host,
+			groupStart: a.Kind == mailaddr.GroupStart, groupEnd: a.Kind == mailaddr.GroupEnd}
 	}
 	return out
-}
-
-const (
-	tkAtom = iota
-	tkQuoted
-	tkComment
-	tkSpecial
-	tkSpace
-)
-
-type addrTok struct {
-	kind int
-	text string
-}
-
-func tokenizeAddr(s string) []addrTok {
-	var toks []addrTok
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
-			j := i
-			for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n') {
-				j++
-			}
-			toks = append(toks, addrTok{tkSpace, " "})
-			i = j
-		case c == '"':
-			var b strings.Builder
-			j := i + 1
-			for ; j < len(s) && s[j] != '"'; j++ {
-				if s[j] == '\\' && j+1 < len(s) {
-					j++
-				}
-				b.WriteByte(s[j])
-			}
-			toks = append(toks, addrTok{tkQuoted, b.String()})
-			i = j + 1
-		case c == '(':
-			depth := 0
-			var b strings.Builder
-			j := i
-			for ; j < len(s); j++ {
-				if s[j] == '\\' && j+1 < len(s) {
-					j++
-					b.WriteByte(s[j])
-					continue
-				}
-				if s[j] == '(' {
-					depth++
-					if depth == 1 {
-						continue
-					}
-				} else if s[j] == ')' {
-					depth--
-					if depth == 0 {
-						break
-					}
-				}
-				b.WriteByte(s[j])
-			}
-			toks = append(toks, addrTok{tkComment, b.String()})
-			i = j + 1
-		case strings.IndexByte("<>@,;:.[]", c) >= 0:
-			toks = append(toks, addrTok{tkSpecial, string(c)})
-			i++
-		default:
-			j := i
-			for j < len(s) && strings.IndexByte(" \t\r\n\"(<>@,;:.[]", s[j]) < 0 {
-				j++
-			}
-			toks = append(toks, addrTok{tkAtom, s[i:j]})
-			i = j
-		}
-	}
-	return toks
-}
-
-// phrase joins words and quoted strings with single spaces.
-func phrase(toks []addrTok) string {
-	var words []string
-	var cur strings.Builder
-	flush := func() {
-		if cur.Len() > 0 {
-			words = append(words, cur.String())
-			cur.Reset()
-		}
-	}
-	for _, t := range toks {
-		switch t.kind {
-		case tkAtom, tkQuoted:
-			cur.WriteString(t.text)
-		case tkSpecial:
-			if t.text == "." {
-				cur.WriteString(".")
-			}
-		case tkSpace:
-			flush()
-		}
-	}
-	flush()
-	return strings.Join(words, " ")
-}
-
-// mailbox parses "name <local@domain>" or "local@domain (comment)".
-func mailbox(toks []addrTok) (address, bool) {
-	lt := -1
-	for i, t := range toks {
-		if t.kind == tkSpecial && t.text == "<" {
-			lt = i
-			break
-		}
-	}
-	var addr address
-	var spec []addrTok
-	var comment string
-	if lt >= 0 {
-		addr.name = phrase(toks[:lt])
-		gt := len(toks)
-		for i := lt + 1; i < len(toks); i++ {
-			if toks[i].kind == tkSpecial && toks[i].text == ">" {
-				gt = i
-				break
-			}
-		}
-		spec = toks[lt+1 : gt]
-		// An obsolete source route "@a,@b:" goes into the route field
-		// (RFC 3501 §7.4.2 addr-adl).
-		for i, t := range spec {
-			if t.kind == tkSpecial && t.text == ":" {
-				addr.route = specText(spec[:i])
-				spec = spec[i+1:]
-				break
-			}
-		}
-	} else {
-		spec = toks
-	}
-	for _, t := range spec {
-		if t.kind == tkComment && comment == "" {
-			comment = strings.TrimSpace(t.text)
-		}
-	}
-	at := -1
-	for i := len(spec) - 1; i >= 0; i-- {
-		if spec[i].kind == tkSpecial && spec[i].text == "@" {
-			at = i
-			break
-		}
-	}
-	if at >= 0 {
-		addr.mailbox = specText(spec[:at])
-		addr.host = specText(spec[at+1:])
-	} else {
-		addr.mailbox = specText(spec)
-	}
-	if addr.name == "" && lt < 0 && comment != "" {
-		addr.name = comment
-	}
-	if addr.mailbox == "" && addr.host == "" {
-		return addr, false
-	}
-	return addr, true
-}
-
-// specText joins the tokens of a local part or domain without spaces or
-// comments.
-func specText(toks []addrTok) string {
-	var b strings.Builder
-	for _, t := range toks {
-		switch t.kind {
-		case tkAtom, tkQuoted:
-			b.WriteString(t.text)
-		case tkSpecial:
-			if t.text != "<" && t.text != ">" {
-				b.WriteString(t.text)
-			}
-		}
-	}
-	return b.String()
 }
 
 // sentDate is the Date header's day, for SENTBEFORE and the like.

@@ -55,9 +55,19 @@ func writeAddresses(o *output, l []address) {
 		o.sp()
 		o.nstr(a.route)
 		o.sp()
-		o.nstr(a.mailbox)
+		if a.groupStart && a.mailbox == "" {
+			o.writeString(`""`) // NIL would end a group
+		} else {
+			o.nstr(a.mailbox)
+		}
 		o.sp()
-		o.nstr(a.host)
+		if a.host == "" && !a.groupStart {
+			// An address without a domain ("MAILER-DAEMON"): NIL
+			// would make it a group's start (RFC 3501 §7.4.2).
+			o.writeString(`""`)
+		} else {
+			o.nstr(a.host)
+		}
 		o.byte1(')')
 	}
 	o.byte1(')')

@@ -14,7 +14,10 @@ func TestAddressKeys(t *testing.T) {
 		{`<boss@nil.test>`, "boss", "boss@nil.test"},
 		{`john@example.com`, "john", "john@example.com"},
 		{`john@example.com (John Doe)`, "john", "John Doe"},
-		{`<john@example.com> (John Doe)`, "john", "John Doe"},
+		// A comment names only a bare addr-spec, as in ENVELOPE (and
+		// Dovecot's).
+		{`<john@example.com> (John Doe)`, "john", "john@example.com"},
+		{`john@example.com (First) (Last)`, "john", "Last"},
 		// RFC 5322 appendix A.5: comments everywhere.
 		{`Pete(A nice \) chap) <pete(his account)@silly.test(his host)>`, "pete", "Pete"},
 		// A.1.3 and RFC 3501 §7.4.2: a group's first address is its
@@ -45,7 +48,9 @@ func TestAddressKeys(t *testing.T) {
 		{`Doe, John <john@x.test>`, "Doe", "Doe"},
 		{`MAILER-DAEMON`, "MAILER-DAEMON", "MAILER-DAEMON"},
 		{`<>`, "", ""},
-		{`"Nobody" <>`, "", "Nobody"},
+		// No address: ENVELOPE leaves it out, so the next one is first.
+		{`"Nobody" <>`, "", ""},
+		{`"Nobody" <>, next@x.test`, "next", "next@x.test"},
 		// Unparseable: the zero address.
 		{`John Doe`, "", ""},
 		{`(only a comment)`, "", ""},

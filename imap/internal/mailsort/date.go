@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/letterbox-mail/letterbox/imap/internal/mailaddr"
 )
 
 // SentDate returns the sent date of RFC 5256 §2.2 for a raw Date field
@@ -186,7 +188,7 @@ func stripComments(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] == '(' {
-			_, n := comment(s[i+1:])
+			_, n := mailaddr.Comment(s[i+1:])
 			i += n
 			b.WriteByte(' ')
 			continue

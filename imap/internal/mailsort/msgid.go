@@ -1,6 +1,10 @@
 package mailsort
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/letterbox-mail/letterbox/imap/internal/mailaddr"
+)
 
 // MessageID returns the first valid message ID in a raw Message-ID field
 // value, normalised (see MessageIDs), or "" when there is none; THREAD=
@@ -78,11 +82,11 @@ func msgID(s string) (id string, n int, ok bool) {
 		case c == '<':
 			return "", i, false
 		case c == '"':
-			text, m := quoted(s[i+1:], '"')
+			text, m := mailaddr.Quoted(s[i+1:])
 			b.WriteString(text)
 			i += m
 		case c == '(':
-			_, m := comment(s[i+1:])
+			_, m := mailaddr.Comment(s[i+1:])
 			i += m
 		case c == '\\' && i+1 < len(s):
 			i++

@@ -1,4 +1,4 @@
-package mailsort
+package mailaddr
 
 // The RFC 5322 §3.2 lexical tokens of structured header fields.
 const (
@@ -30,11 +30,11 @@ func tokenize(s string) []token {
 			i++
 			continue
 		case c == '"':
-			text, n := quoted(s[i+1:], '"')
+			text, n := Quoted(s[i+1:])
 			toks = append(toks, token{tokQuoted, text, space})
 			i += 1 + n
 		case c == '(':
-			text, n := comment(s[i+1:])
+			text, n := Comment(s[i+1:])
 			toks = append(toks, token{tokComment, text, space})
 			i += 1 + n
 			space = true
@@ -73,9 +73,11 @@ func isSpecial(c byte) bool {
 	return false
 }
 
-// quoted reads up to the closing quote; n counts the bytes consumed,
-// closing quote included.
-func quoted(s string, end byte) (text string, n int) {
+// Quoted reads the rest of a quoted-string whose opening quote is just
+// before s, up to the closing quote: its text with quoted-pairs undone and
+// folding removed, and n, the bytes consumed (closing quote included; all
+// of s if it is unterminated).
+func Quoted(s string) (text string, n int) {
 	var b []byte
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
@@ -86,7 +88,7 @@ func quoted(s string, end byte) (text string, n int) {
 			if s[i] == '\r' || s[i] == '\n' {
 				continue // a quoted-pair cannot quote folding
 			}
-		case end:
+		case '"':
 			return string(b), i + 1
 		case '\r', '\n':
 			continue // folding inside quotes is not content
@@ -96,8 +98,10 @@ func quoted(s string, end byte) (text string, n int) {
 	return string(b), len(s)
 }
 
-// comment reads a possibly nested comment up to its closing parenthesis.
-func comment(s string) (text string, n int) {
+// Comment reads the rest of a possibly nested comment whose opening
+// parenthesis is just before s: its text (inner parentheses kept,
+// quoted-pairs undone) and n, the bytes consumed.
+func Comment(s string) (text string, n int) {
 	var b []byte
 	depth := 1
 	for i := 0; i < len(s); i++ {
@@ -118,3 +122,5 @@ func comment(s string) (text string, n int) {
 	}
 	return string(b), len(s)
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
