@@ -279,10 +279,13 @@ func (s *session) openURL(raw string) (io.Reader, int64, io.Closer, error) {
 	}
 	defer mbox.Close()
 	var v uint32
+	var size int64
 	found := false
 	mbox.Read(s.ctx, func(view *store.View) {
 		v = view.UIDValidity()
-		found = view.Seq(uint32(uid)) > 0
+		if i := view.Seq(uint32(uid)) - 1; i >= 0 {
+			found, size = true, view.At(i).Size
+		}
 	})
 	if !found || uidValidity != 0 && uint64(v) != uidValidity {
 		return nil, 0, nil, badURL(raw)
@@ -306,11 +309,11 @@ func (s *session) openURL(raw string) (io.Reader, int64, io.Closer, error) {
 		}
 		bs.Partial = &imap.SectionPartial{Offset: o, Size: l}
 	}
-	info, err := s.info(src, len(bs.Part) > 0)
+	info, err := s.load(src, size, needOf(bs))
 	if err != nil {
 		return nil, 0, nil, badURL(raw)
 	}
-	sec, err := s.bodySection(src, info, nil, bs)
+	sec, err := s.bodySection(src, info, bs)
 	if err != nil {
 		return nil, 0, nil, badURL(raw)
 	}

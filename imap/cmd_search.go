@@ -336,7 +336,7 @@ func (s *session) search(c *criteria) ([]target, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := &searchCtx{s: s, sel: sel, now: time.Now(), saved: make(map[uint32]bool)}
+	sc := &searchCtx{s: s, sel: sel, now: time.Now(), saved: make(map[uint32]bool), fields: headerKeys(c)}
 	if n := len(sel.uids); n > 0 {
 		sc.lastSeq, sc.lastUID = uint32(n), sel.uids[n-1]
 	}

@@ -91,9 +91,8 @@ func addressList(v string) []address {
 	return out
 }
 
-// sentDate is the Date header's day, for SENTBEFORE and the like.
-func sentDate(p *mimePart) (time.Time, bool) {
-	d := p.header("date")
+// sentDate is a Date header's day, for SENTBEFORE and the like.
+func sentDate(d string) (time.Time, bool) {
 	if d == "" {
 		return time.Time{}, false
 	}

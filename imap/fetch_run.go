@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-
 	"github.com/letterbox-mail/letterbox/store"
 )
 
@@ -156,7 +154,7 @@ func (s *session) fetchOne(a *fetchArgs, t target, m store.Message, seenNow bool
 		case itemEnvelope:
 			sep()
 			o.writeString("ENVELOPE ")
-			writeEnvelope(o, envelope(pr.info.root))
+			writeEnvelope(o, pr.info.env)
 		case itemBody, itemBodyStructure:
 			sep()
 			o.writeString(it.name + " ")
@@ -204,40 +202,12 @@ func showFlagsRequested(a *fetchArgs) bool {
 
 // prepare reads and parses what the items need.
 func (s *session) prepare(a *fetchArgs, src msgSource, m store.Message) (*prepared, error) {
-	needHeader, needFull, needRaw := false, false, false
-	for _, it := range a.items {
-		switch it.kind {
-		case itemEnvelope:
-			needHeader = true
-		case itemBody, itemBodyStructure, itemPreview:
-			needFull = true
-		case itemSection:
-			bs := it.section
-			switch {
-			case len(bs.Part) > 0:
-				needFull = true
-			case filtersHeader(bs):
-				needRaw = true
-			case bs.Specifier != imap.PartSpecifierNone:
-				needHeader = true
-			}
-		case itemBinary, itemBinarySize:
-			needFull = needFull || len(it.part) > 0
-		}
-	}
 	pr := &prepared{info: &msgInfo{size: m.Size}}
-	var hdr []byte
 	var err error
-	switch {
-	case needFull:
-		pr.info, err = s.info(src, true)
-	case needRaw:
-		pr.info, hdr, err = s.header(src)
-	case needHeader:
-		pr.info, err = s.info(src, false)
-	}
-	if err != nil {
-		return nil, err
+	if n := a.need(); n.any() {
+		if pr.info, err = s.load(src, m.Size, n); err != nil {
+			return nil, err
+		}
 	}
 	pr.sections = make([]section, len(a.items))
 	pr.sizes = make([]int64, len(a.items))
@@ -248,7 +218,7 @@ func (s *session) prepare(a *fetchArgs, src msgSource, m store.Message) (*prepar
 				return nil, err
 			}
 		case itemSection:
-			if pr.sections[i], err = s.bodySection(src, pr.info, hdr, it.section); err != nil {
+			if pr.sections[i], err = s.bodySection(src, pr.info, it.section); err != nil {
 				return nil, err
 			}
 		case itemBinary:

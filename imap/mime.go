@@ -53,14 +53,15 @@ func (p *mimePart) param(key string) string {
 
 func (p *mimePart) isMultipart() bool { return p.typ == "multipart" && len(p.children) > 0 }
 
-// keptFields are the header fields remembered while parsing.
-var keptFields = map[string]bool{
-	"content-type": true, "content-transfer-encoding": true, "content-id": true,
-	"content-description": true, "content-disposition": true, "content-language": true,
-	"content-location": true, "content-md5": true,
-	"date": true, "subject": true, "from": true, "sender": true, "reply-to": true,
-	"to": true, "cc": true, "bcc": true, "in-reply-to": true, "message-id": true,
-}
+// keptFields are the header fields remembered while parsing: those
+// BODYSTRUCTURE, ENVELOPE and the SORT keys are made of (fieldTable).
+var keptFields = func() map[string]bool {
+	m := make(map[string]bool, len(fieldTable))
+	for _, n := range fieldTable {
+		m[n] = true
+	}
+	return m
+}()
 
 // Parser limits: a message beyond them still parses, with less detail.
 const (

@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"bytes"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 type searchCtx struct {
 	s       *session
 	sel     *selected
+	fields  []string // the header fields the program looks at
 	now     time.Time
 	lastSeq uint32
 	lastUID uint32
@@ -218,42 +218,67 @@ func dayOf(t time.Time) time.Time {
 func (sc *searchCtx) sentDate(m *searchMsg) (time.Time, error) {
 	if !m.gotSent {
 		m.gotSent = true
-		info, err := sc.s.info(m.src, false)
+		info, err := sc.s.load(m.src, m.msg.Size, need{envelope: true})
 		if err != nil {
 			return time.Time{}, nil
 		}
 		var ok bool
-		if m.sent, ok = sentDate(info.root); !ok {
+		if m.sent, ok = sentDate(info.env.date); !ok {
 			m.sent, _ = sc.internalDate(m)
 		}
 	}
 	return m.sent, nil
 }
 
-// loadHeader reads the message's header fields.
+// loadHeader reads the message's header fields that the search program
+// names (sc.fields): from the cache, which keeps the usual ones.
 func (sc *searchCtx) loadHeader(m *searchMsg) error {
 	if m.loadedH {
 		return nil
 	}
 	m.loadedH = true
-	_, raw, err := sc.s.header(m.src)
+	info, err := sc.s.load(m.src, m.msg.Size, need{fields: sc.fields})
 	if err != nil {
 		return nil // gone: matches nothing
 	}
-	m.setHeader(raw)
+	m.header = allFields(info.header)
 	return nil
 }
 
-func (m *searchMsg) setHeader(raw []byte) {
-	m.header = allFields(raw)
+// headerText is a whole header as TEXT searches it: every field, values
+// decoded.
+func headerText(raw []byte) string {
 	var b strings.Builder
-	for _, f := range m.header {
+	for _, f := range allFields(raw) {
 		b.WriteString(f.name)
 		b.WriteString(": ")
 		b.WriteString(decodeHeader(f.value))
 		b.WriteString("\n")
 	}
-	m.hdrText = fold(b.String())
+	return fold(b.String())
+}
+
+// headerKeys returns the header fields a search program looks at, to be
+// read at once.
+func headerKeys(c *criteria) []string {
+	var names []string
+	var walk func(c *criteria)
+	walk = func(c *criteria) {
+		for _, h := range c.header {
+			if !slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, h.Key) }) {
+				names = append(names, h.Key)
+			}
+		}
+		for i := range c.not {
+			walk(&c.not[i])
+		}
+		for i := range c.or {
+			walk(&c.or[i][0])
+			walk(&c.or[i][1])
+		}
+	}
+	walk(c)
+	return names
 }
 
 // headerMatch is HEADER (and FROM, TO, CC, BCC, SUBJECT): a substring of
@@ -321,9 +346,11 @@ func (sc *searchCtx) loadBody(m *searchMsg) error {
 	if err != nil {
 		return sc.loadHeader(m) // gone: the body matches nothing
 	}
+	hdr := raw[:min(info.root.bodyOff, int64(len(raw)))]
+	m.hdrText = headerText(hdr)
 	if !m.loadedH {
 		m.loadedH = true
-		m.setHeader(raw[:min(info.root.bodyOff, int64(len(raw)))])
+		m.header = allFields(hdr)
 	}
 	var b strings.Builder
 	bodyText(&b, raw, info.root, true)
@@ -363,40 +390,16 @@ func bodyText(b *strings.Builder, raw []byte, p *mimePart, top bool) {
 	}
 }
 
-// allFields parses every field of a raw header.
+// allFields parses every field of a raw header, walked as HEADER.FIELDS
+// walks it (walkFields).
 func allFields(raw []byte) []headerField {
 	var out []headerField
-	var cur []byte
-	name := ""
-	flush := func() {
+	walkFields(raw, func(name string, field []byte) bool {
 		if name != "" {
-			out = append(out, headerField{name: name, value: unfold(cur)})
+			out = append(out, headerField{name: name, value: fieldValue(field)})
 		}
-		name, cur = "", nil
-	}
-	for len(raw) > 0 {
-		i := bytes.IndexByte(raw, '\n')
-		line := raw
-		if i >= 0 {
-			line = raw[:i+1]
-		}
-		raw = raw[len(line):]
-		content := bytes.TrimRight(line, "\r\n")
-		if len(content) == 0 {
-			break
-		}
-		if (content[0] == ' ' || content[0] == '\t') && name != "" {
-			cur = append(cur, "\r\n"...)
-			cur = append(cur, content...)
-			continue
-		}
-		flush()
-		if n, v, ok := bytes.Cut(content, []byte(":")); ok {
-			name = strings.ToLower(strings.TrimSpace(string(n)))
-			cur = append([]byte(nil), v...)
-		}
-	}
-	flush()
+		return true
+	})
 	return out
 }
 

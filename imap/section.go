@@ -75,9 +75,9 @@ func filtersHeader(bs *imap.FetchItemBodySection) bool {
 		(len(bs.HeaderFields) > 0 || len(bs.HeaderFieldsNot) > 0)
 }
 
-// bodySection locates BODY[section] in a message. hdr, if not nil, is the
-// message's raw top header, already read.
-func (s *session) bodySection(src msgSource, info *msgInfo, hdr []byte, bs *imap.FetchItemBodySection) (section, error) {
+// bodySection locates BODY[section] in a message, loaded with what
+// needOf(bs) asks.
+func (s *session) bodySection(src msgSource, info *msgInfo, bs *imap.FetchItemBodySection) (section, error) {
 	var part, msg *mimePart
 	if len(bs.Part) == 0 {
 		part, msg = info.root, info.root
@@ -116,7 +116,7 @@ func (s *session) bodySection(src msgSource, info *msgInfo, hdr []byte, bs *imap
 		}
 		sec = section{off: msg.hdrOff, n: msg.bodyOff - msg.hdrOff}
 		if len(bs.HeaderFields) > 0 || len(bs.HeaderFieldsNot) > 0 {
-			raw := hdr
+			raw := info.header
 			if msg != info.root || raw == nil {
 				var err error
 				if raw, err = readRange(s.ctx, src.mbox, src.key.uid, sec.off, sec.n); err != nil {
@@ -136,38 +136,6 @@ func (s *session) bodySection(src msgSource, info *msgInfo, hdr []byte, bs *imap
 		sec.n = max(0, min(sec.n, info.size-sec.off))
 	}
 	return sec.partial(bs.Partial), nil
-}
-
-// filterHeader keeps (or, with not, drops) the named fields of a raw
-// header, in their order and exactly as written, and ends it with the
-// blank line (RFC 3501 §6.4.5 HEADER.FIELDS).
-func filterHeader(raw []byte, names []string, not bool) []byte {
-	want := make(map[string]bool, len(names))
-	for _, n := range names {
-		want[strings.ToLower(n)] = true
-	}
-	var out bytes.Buffer
-	keep := false
-	for len(raw) > 0 {
-		i := bytes.IndexByte(raw, '\n')
-		line := raw
-		if i >= 0 {
-			line = raw[:i+1]
-		}
-		raw = raw[len(line):]
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			break
-		}
-		if line[0] != ' ' && line[0] != '\t' {
-			name, _, _ := bytes.Cut(line, []byte(":"))
-			keep = want[strings.ToLower(strings.TrimRight(string(name), " \t"))] != not
-		}
-		if keep {
-			out.Write(line)
-		}
-	}
-	out.WriteString("\r\n")
-	return out.Bytes()
 }
 
 // errUnknownCTE is RFC 3516's answer to BINARY of an encoding we cannot

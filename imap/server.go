@@ -56,7 +56,6 @@ const (
 	DefaultMaxLiteralDrain       = 1 << 20
 	DefaultMaxBadCommands        = 20
 	DefaultMaxPendingUpdates     = 100000
-	DefaultMaxCachedMessages     = 4096
 )
 
 // maxCommandSize is the default longest command line, literals excluded.
@@ -146,12 +145,6 @@ type Server struct {
 	// 100000.
 	MaxPendingUpdates int
 
-	// MaxCachedMessages bounds the parsed messages (structure and top
-	// header, at most 16 KiB of it) kept in memory for all sessions, so
-	// FETCH ENVELOPE, BODYSTRUCTURE, header fields and SEARCH need not
-	// read a message file again. Default 4096.
-	MaxCachedMessages int
-
 	// Logger receives connection and error logs. Default slog.Default().
 	Logger *slog.Logger
 
@@ -160,7 +153,6 @@ type Server struct {
 
 	initOnce sync.Once
 	log      *slog.Logger
-	cache    *msgCache
 	ctx      context.Context
 	cancel   context.CancelFunc
 	nextID   atomic.Uint64
@@ -189,7 +181,6 @@ func (s *Server) init() {
 		s.conns = make(map[*conn]struct{})
 		s.perIP = make(map[netip.Addr]int)
 		s.perUser = make(map[string]int)
-		s.cache = newMsgCache(orDefault(s.MaxCachedMessages, DefaultMaxCachedMessages))
 	})
 }
 
