@@ -118,10 +118,10 @@ func (h *headItem) covers(names []string) bool {
 // encoder appends item fields.
 type encoder []byte
 
-func (e *encoder) uint(v uint64)  { *e = binary.AppendUvarint(*e, v) }
-func (e *encoder) int(v int64)    { *e = binary.AppendVarint(*e, v) }
-func (e *encoder) byte1(c byte)   { *e = append(*e, c) }
-func (e *encoder) str(s string)   { e.uint(uint64(len(s))); *e = append(*e, s...) }
+func (e *encoder) uint(v uint64) { *e = binary.AppendUvarint(*e, v) }
+func (e *encoder) int(v int64)   { *e = binary.AppendVarint(*e, v) }
+func (e *encoder) byte1(c byte)  { *e = append(*e, c) }
+func (e *encoder) str(s string)  { e.uint(uint64(len(s))); *e = append(*e, s...) }
 func (e *encoder) strs(l []string) {
 	e.uint(uint64(len(l)))
 	for _, s := range l {
