@@ -55,36 +55,7 @@ func parseSearch(p *parser, uid bool) searchArgs {
 	var a searchArgs
 	p.sp()
 	if p.takeFold("RETURN ") {
-		a.esearch = true
-		p.list(true, func() {
-			switch w := p.word(); w {
-			case "MIN":
-				a.ret.ReturnMin = true
-			case "MAX":
-				a.ret.ReturnMax = true
-			case "ALL":
-				a.ret.ReturnAll = true
-			case "COUNT":
-				a.ret.ReturnCount = true
-			case "SAVE":
-				a.ret.ReturnSave = true
-			case "CONTEXT":
-				a.context = true
-			case "UPDATE":
-				a.update = true
-			case "PARTIAL":
-				p.sp()
-				a.partial = parsePartialRange(p)
-			default:
-				p.fail("unknown RETURN option %s", w)
-			}
-		})
-		if !a.ret.ReturnMin && !a.ret.ReturnMax && !a.ret.ReturnCount && !a.ret.ReturnSave && a.partial == nil {
-			a.ret.ReturnAll = true // RFC 4731 §3.1: RETURN () is ALL
-		}
-		if a.partial != nil && a.ret.ReturnAll {
-			p.fail("PARTIAL and ALL together")
-		}
+		parseReturnOpts(p, &a)
 		p.sp()
 	}
 	if p.takeFold("CHARSET ") {
@@ -94,6 +65,41 @@ func parseSearch(p *parser, uid bool) searchArgs {
 	a.criteria = parseKeys(p, uid, 0)
 	p.end()
 	return a
+}
+
+// parseReturnOpts reads the list after RETURN (RFC 4731 §3.1, RFC 5267
+// §4), for SEARCH and SORT.
+func parseReturnOpts(p *parser, a *searchArgs) {
+	a.esearch = true
+	p.list(true, func() {
+		switch w := p.word(); w {
+		case "MIN":
+			a.ret.ReturnMin = true
+		case "MAX":
+			a.ret.ReturnMax = true
+		case "ALL":
+			a.ret.ReturnAll = true
+		case "COUNT":
+			a.ret.ReturnCount = true
+		case "SAVE":
+			a.ret.ReturnSave = true
+		case "CONTEXT":
+			a.context = true
+		case "UPDATE":
+			a.update = true
+		case "PARTIAL":
+			p.sp()
+			a.partial = parsePartialRange(p)
+		default:
+			p.fail("unknown RETURN option %s", w)
+		}
+	})
+	if !a.ret.ReturnMin && !a.ret.ReturnMax && !a.ret.ReturnCount && !a.ret.ReturnSave && a.partial == nil {
+		a.ret.ReturnAll = true // RFC 4731 §3.1: RETURN () is ALL
+	}
+	if a.partial != nil && a.ret.ReturnAll {
+		p.fail("PARTIAL and ALL together")
+	}
 }
 
 // parsePartialRange reads "n:m" with n, m nonzero and the same sign.

@@ -1,12 +1,13 @@
 package imap
 
 import (
+	"slices"
 	"time"
 
 	"github.com/letterbox-mail/letterbox/store"
 )
 
-// CONTEXT=SEARCH (RFC 5267) for SEARCH (SORT is not there yet): RETURN
+// CONTEXT=SEARCH (RFC 5267) for SEARCH (and SORT, sort_context.go): RETURN
 // (PARTIAL m:n) cuts the result, RETURN (CONTEXT) is a hint we take, and
 // RETURN (UPDATE) keeps the search alive: as messages come to match it or
 // stop matching, "* ESEARCH (TAG ...) UID ADDTO (0 uids)" and "REMOVEFROM"
@@ -23,6 +24,7 @@ type liveSearch struct {
 	uid     bool
 	c       criteria
 	matched map[uint32]bool
+	sort    *liveSort // UID SORT: the order kept (sort_context.go)
 }
 
 // startUpdate keeps a search alive. Only UID SEARCH may have UPDATE: its
@@ -34,6 +36,8 @@ func (s *session) startUpdate(cmd *command, a *searchArgs, found []target) error
 		return bad("", "UPDATE needs UID SEARCH")
 	case a.ret.ReturnSave:
 		return bad("", "UPDATE and SAVE do not go together")
+	case slices.ContainsFunc(sel.live, func(ls *liveSearch) bool { return ls.tag == cmd.tag }):
+		return bad("", "Tag reuse") // RFC 5267 §4.3: updates are told by tag
 	case len(sel.live) >= maxLiveSearches:
 		return no("NOUPDATE "+quoteTag(cmd.tag), "Too many searches kept alive")
 	}
@@ -85,6 +89,9 @@ func (s *session) updateLive(touched []uint32, expunged []uint32) {
 		return
 	}
 	for _, ls := range sel.live {
+		if ls.sort != nil {
+			s.removeFromSorted(ls, expunged)
+		}
 		for _, u := range expunged {
 			delete(ls.matched, u)
 		}
@@ -127,6 +134,10 @@ func (s *session) updateLive(touched []uint32, expunged []uint32) {
 				delete(ls.matched, t.uid)
 				remove = append(remove, t.uid)
 			}
+		}
+		if ls.sort != nil {
+			s.sortChanged(ls, add, remove)
+			continue
 		}
 		for _, part := range []struct {
 			name string

@@ -106,6 +106,10 @@ func init() {
 		"MOVE":         {stateSelected, (*session).cmdCopy, pollAll},
 		"UID MOVE":     {stateSelected, (*session).cmdCopy, pollAll},
 		"CANCELUPDATE": {stateSelected, (*session).cmdCancelUpdate, pollAll},
+		"SORT":         {stateSelected, (*session).cmdSort, pollNoExpunge},
+		"UID SORT":     {stateSelected, (*session).cmdSort, pollAll},
+		"THREAD":       {stateSelected, (*session).cmdThread, pollNoExpunge},
+		"UID THREAD":   {stateSelected, (*session).cmdThread, pollAll},
 	}
 }
 

@@ -18,7 +18,9 @@
 //   - RFC 8437 UNAUTHENTICATE, RFC 6855 UTF8=ACCEPT, RFC 2971 ID
 //   - RFC 3502 MULTIAPPEND, RFC 4469 CATENATE (with RFC 5092 URLs)
 //   - RFC 4978 COMPRESS=DEFLATE, RFC 5032 WITHIN, RFC 8970 PREVIEW
-//   - RFC 5267 CONTEXT=SEARCH (for SEARCH; SORT is not there yet)
+//   - RFC 5256 SORT, THREAD=REFERENCES and THREAD=ORDEREDSUBJECT, RFC 5957
+//     SORT=DISPLAY (keys from the store's cache, i;ascii-casemap)
+//   - RFC 5267 ESORT, CONTEXT=SEARCH and CONTEXT=SORT
 //   - RFC 9208 QUOTA (STORAGE and MESSAGE, when a limit is set)
 //   - RFC 2595/RFC 8314 STARTTLS and implicit TLS
 //
@@ -35,6 +37,10 @@
 //   - encode (encode.go, fetch_write.go): responses into a pooled buffer
 //     flushed when the client must act on it; message literals read from
 //     the store's Body straight into it.
+//
+// What clients fetch in bulk (header fields, ENVELOPE, BODYSTRUCTURE, the
+// SORT keys) is kept in the store's per-folder cache (cacheitem.go), so
+// that after a restart too it is answered without opening message files.
 //
 // Unsolicited updates of the selected mailbox come from one queue per
 // session fed by the store's change feed and drained where the RFC allows

@@ -134,3 +134,41 @@ func makeColumn(keys []Keys, c Criterion) (column, bool) {
 	col.strs = foldAll(keys, str)
 	return col, true
 }
+
+// CompareKeys compares two messages under criteria the way Sort orders
+// them, without the final sequence-number tie-break: 0 means equal under
+// every criterion (the caller then orders by mailbox order). It serves
+// where a sorted result is kept up to date one message at a time (RFC
+// 5267 CONTEXT=SORT).
+func CompareKeys(a, b *Keys, criteria []Criterion) int {
+	for _, c := range criteria {
+		var r int
+		switch c.Key {
+		case SortArrival:
+			r = cmp.Compare(a.Arrival, b.Arrival)
+		case SortDate:
+			r = cmp.Compare(a.SentDate(), b.SentDate())
+		case SortSize:
+			r = cmp.Compare(a.Size, b.Size)
+		case SortCc:
+			r = Compare(a.Cc, b.Cc)
+		case SortFrom:
+			r = Compare(a.From, b.From)
+		case SortSubject:
+			r = Compare(a.Subject, b.Subject)
+		case SortTo:
+			r = Compare(a.To, b.To)
+		case SortDisplayFrom:
+			r = Compare(a.DisplayFrom, b.DisplayFrom)
+		case SortDisplayTo:
+			r = Compare(a.DisplayTo, b.DisplayTo)
+		}
+		if r != 0 {
+			if c.Reverse {
+				return -r
+			}
+			return r
+		}
+	}
+	return 0
+}

@@ -90,3 +90,23 @@ func TestSortKeyNames(t *testing.T) {
 		t.Errorf("no criteria sorted %s", got)
 	}
 }
+
+// CompareKeys orders as Sort does, mailbox order breaking its ties.
+func TestCompareKeys(t *testing.T) {
+	keys := synthMailbox(3000)
+	for _, crit := range [][]Criterion{
+		{{Key: SortSubject}, {Key: SortDate, Reverse: true}},
+		{{Key: SortDisplayFrom, Reverse: true}},
+		{{Key: SortTo}, {Key: SortCc}, {Key: SortSize}, {Key: SortArrival, Reverse: true}},
+		{{Key: SortFrom}, {Key: SortDisplayTo}},
+	} {
+		order := Sort(keys, crit)
+		for i := 1; i < len(order); i++ {
+			a, b := order[i-1], order[i]
+			r := CompareKeys(&keys[a], &keys[b], crit)
+			if r > 0 || r == 0 && a > b {
+				t.Fatalf("%v: %d before %d, CompareKeys %d", crit, a, b, r)
+			}
+		}
+	}
+}
