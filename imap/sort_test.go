@@ -3,10 +3,15 @@ package imap
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/letterbox-mail/letterbox/store"
 )
 
@@ -385,4 +390,229 @@ func TestSortContextUpdates(t *testing.T) {
 		S: * 4 RECENT
 		S: a9 OK NOOP completed
 	`)
+}
+
+// A sorted context applied as a client applies it (RFC 5267 §4.3.3,
+// §4.3.4: pairs in order) stays what a new UID SORT says, through random
+// arrivals, flag changes and expunges by another session.
+func TestSortContextRandom(t *testing.T) {
+	e := newEnv(t)
+	sortBox(t, e)
+	a, b := e.login("alice"), e.login("alice")
+	a.ok("a SELECT INBOX")
+	b.ok("b SELECT INBOX")
+	contexts := map[string]string{
+		"u": "(SUBJECT REVERSE DATE) UTF-8 UNDELETED",
+		"v": "(REVERSE ARRIVAL SIZE) UTF-8 ALL",
+	}
+	lists := map[string][]uint32{}
+	for tag, crit := range contexts {
+		u := a.ok(tag + " UID SORT RETURN (UPDATE) " + crit)
+		lists[tag] = parseSortedSet(t, strings.TrimPrefix(u[0], `* ESEARCH (TAG "`+tag+`") UID ALL `))
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	subjects := []string{"a", "B", "Re: a", "c", "", "b"}
+	applied := map[string]int{}
+	for round := 0; round < 30; round++ {
+		for range 1 + r.IntN(3) {
+			switch r.IntN(5) {
+			case 0, 1:
+				m := fmt.Sprintf("Subject: %s\r\nDate: %d Feb 2024 10:00:00 +0000\r\n\r\n%s\r\n",
+					subjects[r.IntN(len(subjects))], 1+r.IntN(5), strings.Repeat("x", r.IntN(3)))
+				b.ok(fmt.Sprintf("b APPEND INBOX (\\Seen) %q {%d+}\r\n%s",
+					fmt.Sprintf("%02d-Mar-2024 10:00:00 +0000", 1+r.IntN(20)), len(m), m))
+			case 2:
+				b.ok(fmt.Sprintf(`b STORE %d:%d +FLAGS.SILENT (\Deleted)`, 1+r.IntN(4), 1+r.IntN(8)))
+			case 3:
+				b.ok(fmt.Sprintf(`b STORE %d:* -FLAGS.SILENT (\Deleted)`, 1+r.IntN(8)))
+			case 4:
+				b.ok(`b EXPUNGE`)
+			}
+		}
+		untagged := a.ok("n NOOP")
+		for _, l := range untagged {
+			for tag := range contexts {
+				if rest, ok := strings.CutPrefix(l, `* ESEARCH (TAG "`+tag+`") UID `); ok {
+					lists[tag] = applyContext(t, lists[tag], rest)
+					item, _, _ := strings.Cut(rest, " ")
+					applied[tag+" "+item]++
+				}
+			}
+		}
+		for tag, crit := range contexts {
+			fresh := a.ok("s UID SORT " + crit)
+			want := strings.TrimSpace(strings.TrimPrefix(fresh[0], "* SORT"))
+			if got := joinUIDs(lists[tag]); got != want {
+				t.Fatalf("round %d: context %s holds %s, SORT says %s (updates %q)", round, tag, got, want, untagged)
+			}
+		}
+	}
+	for _, k := range []string{"u ADDTO", "u REMOVEFROM", "v ADDTO", "v REMOVEFROM"} {
+		if applied[k] < 5 {
+			t.Errorf("too few updates to tell: %v", applied)
+		}
+	}
+}
+
+// parseSortedSet expands a sequence-set written in sort order.
+func parseSortedSet(t *testing.T, s string) []uint32 {
+	t.Helper()
+	var out []uint32
+	if s == "" {
+		return nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, ":")
+		var a, b uint32
+		fmt.Sscan(lo, &a)
+		b = a
+		if isRange {
+			fmt.Sscan(hi, &b)
+		}
+		if a > b {
+			t.Fatalf("descending range %s", part) // RFC 5267 §3.2: SHOULD be avoided
+		}
+		for n := a; n <= b; n++ {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// applyContext applies "ADDTO (pos set ...)" or "REMOVEFROM (...)".
+func applyContext(t *testing.T, list []uint32, data string) []uint32 {
+	t.Helper()
+	item, args, _ := strings.Cut(data, " ")
+	f := strings.Fields(strings.Trim(args, "()"))
+	for i := 0; i+1 < len(f); i += 2 {
+		var pos int
+		fmt.Sscan(f[i], &pos)
+		set := parseSortedSet(t, f[i+1])
+		if pos < 1 || pos > len(list)+1 {
+			t.Fatalf("%s position %d in a list of %d", item, pos, len(list))
+		}
+		switch item {
+		case "ADDTO":
+			list = slices.Insert(list, pos-1, set...)
+		case "REMOVEFROM":
+			if pos-1+len(set) > len(list) || !slices.Equal(list[pos-1:pos-1+len(set)], set) {
+				t.Fatalf("REMOVEFROM (%d %s) from %v", pos, f[i+1], list)
+			}
+			list = slices.Delete(list, pos-1, pos-1+len(set))
+		default:
+			t.Fatalf("unknown context item %q", data)
+		}
+	}
+	return list
+}
+
+func joinUIDs(l []uint32) string {
+	s := make([]string, len(l))
+	for i, u := range l {
+		s[i] = itoa(int(u))
+	}
+	return strings.Join(s, " ")
+}
+
+// go-imap's client drives SORT and THREAD.
+func TestSortImapclient(t *testing.T) {
+	e := newEnv(t)
+	sortBox(t, e)
+	threadBox(t, e)
+	c := e.client("alice", nil)
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cp := range []imap.Cap{imap.CapSort, imap.CapSortDisplay, imap.CapESort, "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "CONTEXT=SORT"} {
+		if !caps.Has(cp) {
+			t.Errorf("capability %s missing", cp)
+		}
+	}
+	if algs := caps.ThreadAlgorithms(); len(algs) != 2 {
+		t.Errorf("thread algorithms %v", algs)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	nums, err := c.Sort(&imapclient.SortOptions{
+		SearchCriteria: &imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}},
+		SortCriteria:   []imapclient.SortCriterion{{Key: imapclient.SortKeySubject}, {Key: imapclient.SortKeyDate, Reverse: true}},
+	}).Wait()
+	if err != nil || fmt.Sprint(nums) != "[4 5 2 1 3]" {
+		t.Errorf("SORT (SUBJECT REVERSE DATE): %v %v", nums, err)
+	}
+	uids, err := c.UIDSort(&imapclient.SortOptions{
+		SearchCriteria: &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "From", Value: "x.test"}}},
+		SortCriteria:   []imapclient.SortCriterion{{Key: imapclient.SortKeySize, Reverse: true}},
+	}).Wait()
+	if err != nil || fmt.Sprint(uids) != "[6 2 4 3]" {
+		t.Errorf("UID SORT (REVERSE SIZE) FROM x.test: %v %v", uids, err)
+	}
+	if _, err := c.Select("Threads", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	threads, err := c.UIDThread(&imapclient.ThreadOptions{Algorithm: imap.ThreadReferences, SearchCriteria: &imap.SearchCriteria{}}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(threads); got != "[{[1] [{[2 4 9] []} {[6] []}]} {[3] [{[8] []} {[5] []}]} {[7] []}]" {
+		t.Errorf("UID THREAD REFERENCES: %s", got)
+	}
+	threads, err = c.Thread(&imapclient.ThreadOptions{Algorithm: imap.ThreadOrderedSubject, SearchCriteria: &imap.SearchCriteria{}}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(threads); got != "[{[9] [{[1] []} {[2] []} {[6] []} {[4] []}]} {[8] [{[3] []} {[5] []}]} {[7] []}]" {
+		t.Errorf("THREAD ORDEREDSUBJECT: %s", got)
+	}
+}
+
+// Python's imaplib: sort() and thread() as scripts use them.
+func TestSortPythonImaplib(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	e := newEnv(t)
+	sortBox(t, e)
+	threadBox(t, e)
+	host, port, _ := strings.Cut(e.tlsAddr, ":")
+	script := `
+import imaplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4_SSL(sys.argv[1], int(sys.argv[2]), ssl_context=ctx)
+m.login("alice", "secret")
+m.select("INBOX")
+print(m.sort("(REVERSE DATE)", "UTF-8", "ALL"))
+print(m.sort("(DISPLAYFROM)", "US-ASCII", "NOT", "SUBJECT", "a"))
+print(m.uid("SORT", "(SUBJECT)", "UTF-8", "ALL"))
+m.select("Threads")
+print(m.thread("REFERENCES", "UTF-8", "ALL"))
+print(m.uid("THREAD", "ORDEREDSUBJECT", "UTF-8", "SUBJECT", "other"))
+try:
+    m.sort("(BOGUS)", "UTF-8", "ALL")
+except imaplib.IMAP4.error as e:
+    print("error", e)
+m.logout()
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "-c", script, host, port).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	want := strings.Join([]string{
+		"('OK', [b'1 5 4 2 3'])",
+		"('OK', [b'4 3 1'])",
+		"('OK', [b'5 3 6 2 4'])",
+		"('OK', [b'(1 (2 4 9)(6))(3 (8)(5))(7)'])",
+		"('OK', [b'(8 (3)(5))'])",
+		"error SORT command error: BAD [b'Syntax error: unknown sort key BOGUS']",
+	}, "\n")
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("python said:\n%s\nwant:\n%s", got, want)
+	}
 }
