@@ -53,6 +53,11 @@ var sessionSeeds = []string{
 	"a FETCH 1:4294967295 (FLAGS)\r\na FETCH 0 FLAGS\r\n",
 	"a STORE 1 FLAGS (\\Recent \\*)\r\n",
 	"GET / HTTP/1.1\r\n",
+	"a SORT (REVERSE SUBJECT DATE DISPLAYFROM) UTF-8 OR FROM x NOT SEEN\r\na UID SORT (ARRIVAL SIZE TO CC FROM DISPLAYTO) US-ASCII 1:*\r\n",
+	"a UID SORT RETURN (MIN MAX COUNT ALL SAVE) (SUBJECT) {5+}\r\nUTF-8 ALL\r\na FETCH $ UID\r\n",
+	"a UID SORT RETURN (PARTIAL 1:10 UPDATE CONTEXT) (REVERSE ARRIVAL) UTF-8 UNDELETED\r\nb STORE 1 +FLAGS (\\Deleted)\r\nc CANCELUPDATE \"a\"\r\n",
+	"a THREAD REFERENCES UTF-8 ALL\r\na UID THREAD ORDEREDSUBJECT UTF-8 SUBJECT x\r\n",
+	"a SORT (REVERSE) UTF-8 ALL\r\na SORT () X ALL\r\na THREAD X UTF-8\r\n",
 }
 
 // fuzzModes are the states a fuzz input is sent in: from the first byte

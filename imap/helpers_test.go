@@ -47,12 +47,17 @@ type testEnv struct {
 	tlsAddr   string // implicit TLS
 	clientTLS *tls.Config
 	logs      *logBuffer
+	stop      func() // shuts the server down and closes the store, once
 }
 
 type envOption struct {
 	fixture bool
 	server  func(*Server)
+	dir     string
 }
+
+// withDir serves the mail and users of an earlier env's dir (a restart).
+func withDir(dir string) envOption { return envOption{dir: dir} }
 
 // withFixture serves the Dovecot fixture as user "fixture" (password
 // "fixture") instead of an empty store.
@@ -68,7 +73,16 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	for _, o := range opts {
 		fixture = fixture || o.fixture
 	}
-	e.dir = t.TempDir()
+	e.dir = ""
+	for _, o := range opts {
+		if o.dir != "" {
+			e.dir = o.dir
+		}
+	}
+	reuse := e.dir != ""
+	if !reuse {
+		e.dir = t.TempDir()
+	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tmpl := filepath.Join(e.dir, "mail", "{user}", "Maildir")
 	if fixture {
@@ -81,6 +95,9 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	e.store = st
 	users := filepath.Join(e.dir, "users")
 	for _, u := range []struct{ name, pass string }{{"alice", testPassword}, {"bob", testPassword}, {"fixture", "fixture"}} {
+		if reuse {
+			break
+		}
 		h, err := auth.HashPassword(u.pass, 4)
 		if err != nil {
 			t.Fatal(err)
@@ -122,21 +139,34 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	wg.Add(2)
 	go func() { defer wg.Done(); e.srv.Serve(l) }()
 	go func() { defer wg.Done(); e.srv.Serve(tls.NewListener(tl, serverTLS)) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := e.srv.Shutdown(ctx); err != nil {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("Shutdown: %v\ngoroutines:\n%s", err, buf)
-		}
-		wg.Wait()
-		st.Close()
-		if t.Failed() {
-			t.Logf("server log:\n%s", e.logs.String())
-		}
-	})
+	var stopOnce sync.Once
+	e.stop = func() { stopOnce.Do(func() { e.shutdown(&wg) }) }
+	t.Cleanup(e.stop)
 	return e
+}
+
+// restart stops the server and its store and starts new ones on the same
+// directory, as a new process would.
+func (e *testEnv) restart(opts ...envOption) *testEnv {
+	e.t.Helper()
+	e.stop()
+	return newEnv(e.t, append(opts, withDir(e.dir))...)
+}
+
+func (e *testEnv) shutdown(wg *sync.WaitGroup) {
+	t := e.t
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Errorf("Shutdown: %v\ngoroutines:\n%s", err, buf)
+	}
+	wg.Wait()
+	e.store.Close()
+	if t.Failed() {
+		t.Logf("server log:\n%s", e.logs.String())
+	}
 }
 
 // user returns the store's view of a user's mail.
