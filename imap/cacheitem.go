@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/letterbox-mail/letterbox/imap/internal/mailsort"
 	"github.com/letterbox-mail/letterbox/store"
@@ -23,10 +24,11 @@ import (
 // counts as missing and is made again from the file: a format change
 // just refills the cache.
 //
-//	keyHeader     bodyOff | flags (1: raw kept) | n | n extra names | raw
-//	              the top header's size, and its raw fields whose names
-//	              are in headerFields or among the extra names (asked for
-//	              by a client before), in their order, exactly as written
+//	keyHeader     bodyOff | flags (1: fields kept) | n | n extra names |
+//	              (name, field)...: the top header's size, and its fields
+//	              whose names are in headerFields or among the extra names
+//	              (asked for by a client before), in their order, each as
+//	              its lower-case name and its bytes exactly as written
 //	keyEnvelope   date subject | from sender reply-to to cc bcc (address
 //	              lists) | in-reply-to ids | message-id
 //	keySortKeys   flags (1 HasSent, 2 ReplyOrFwd) | sent | subject from to
@@ -96,18 +98,88 @@ var errBadItem = errors.New("imap: bad cache item")
 // headItem is the decoded header item.
 type headItem struct {
 	bodyOff int64
-	kept    bool     // raw holds the fields (the header was not too big)
+	kept    bool     // fields holds the fields (the header was not too big)
 	extra   []string // names kept besides headerFields, lower case
-	raw     []byte
+	fields  []byte   // (name, field) pairs (encodeFields)
 }
 
-// covers reports whether the item holds every field of names (any case).
-func (h *headItem) covers(names []string) bool {
+// encodeField appends one kept field: its lower-case name and its bytes.
+func encodeField(b []byte, lower string, field []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(lower)))
+	b = append(b, lower...)
+	b = binary.AppendUvarint(b, uint64(len(field)))
+	return append(b, field...)
+}
+
+// eachField calls fn with the kept fields in order; it stops at the
+// first that does not decode.
+func (h *headItem) eachField(fn func(lower, field []byte)) {
+	p := h.fields
+	for len(p) > 0 {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)-k) {
+			return
+		}
+		name := p[k : k+int(n)]
+		p = p[k+int(n):]
+		n, k = binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)-k) {
+			return
+		}
+		fn(name, p[k:k+int(n)])
+		p = p[k+int(n):]
+	}
+}
+
+// filter is HEADER.FIELDS of the kept fields: filterHeader of the whole
+// header gives the same for names the item covers.
+func (h *headItem) filter(names []string) []byte {
+	var out []byte
+	h.eachField(func(lower, field []byte) {
+		for _, n := range names {
+			if isLowerOf(lower, n) {
+				out = append(out, field...)
+				return
+			}
+		}
+	})
+	return append(out, "\r\n"...)
+}
+
+// allFields are the kept fields as SEARCH reads them.
+func (h *headItem) allFields() []headerField {
+	var out []headerField
+	h.eachField(func(lower, field []byte) {
+		out = append(out, headerField{name: string(lower), value: fieldValue(field)})
+	})
+	return out
+}
+
+// isLowerOf reports whether lower is strings.ToLower(name), without
+// allocating for ASCII names.
+func isLowerOf(lower []byte, name string) bool {
+	if len(lower) == len(name) {
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if c >= 0x80 {
+				return string(lower) == strings.ToLower(name)
+			}
+			if lowerASCII(c) != lower[i] {
+				return false
+			}
+		}
+		return true
+	}
+	return !asciiOnlyString(name) && string(lower) == strings.ToLower(name)
+}
+
+// covers reports whether the item holds every field of names (lower
+// case: need.lower).
+func (h *headItem) covers(lower []string) bool {
 	if !h.kept {
 		return false
 	}
-	for _, n := range names {
-		l := lowerName(n)
+	for _, l := range lower {
 		if !headerFieldSet[l] && !slices.Contains(h.extra, l) {
 			return false
 		}
@@ -237,21 +309,45 @@ func encodeHeaderItem(h *headItem) []byte {
 	}
 	e.byte1(flags)
 	e.strs(h.extra)
-	return append(e, h.raw...)
+	return append(e, h.fields...)
 }
 
 func decodeHeaderItem(v []byte) (*headItem, error) {
-	d := newDecoder(v)
-	h := &headItem{bodyOff: d.off()}
-	flags := d.byte1()
-	h.kept = flags&1 != 0
-	h.extra = d.strs()
-	if d.bad || flags&^1 != 0 || len(h.extra) > maxExtraFields {
+	if len(v) == 0 || v[0] != cacheVersion {
 		return nil, errBadItem
 	}
+	p := v[1:]
+	num := func() uint64 {
+		n, k := binary.Uvarint(p)
+		if k <= 0 {
+			p = nil
+			return 1 << 62
+		}
+		p = p[k:]
+		return n
+	}
+	h := &headItem{bodyOff: int64(num())}
+	if len(p) == 0 || h.bodyOff > 1<<48 {
+		return nil, errBadItem
+	}
+	flags := p[0]
+	p = p[1:]
+	h.kept = flags&1 != 0
+	n := num()
+	if flags&^1 != 0 || n > maxExtraFields {
+		return nil, errBadItem
+	}
+	for range n {
+		l := num()
+		if l > uint64(len(p)) {
+			return nil, errBadItem
+		}
+		h.extra = append(h.extra, string(p[:l]))
+		p = p[l:]
+	}
 	if h.kept {
-		h.raw = v[len(v)-len(d.s):] // shares v, which nobody changes
-	} else if d.s != "" {
+		h.fields = p // shares v, which nobody changes
+	} else if len(p) != 0 {
 		return nil, errBadItem
 	}
 	return h, nil

@@ -84,15 +84,15 @@ func TestCacheItemsRoundTrip(t *testing.T) {
 			{"message-id", "REFERENCES", "in-reply-to", "Content-Type"},
 			{"Received", "x-extra", "X-Priority"},
 		} {
-			if !head.covers(names) {
+			if !head.covers(need{fields: names}.withLower().lower) {
 				t.Errorf("%s: %q not covered", file, names)
 				continue
 			}
-			if got, want := filterHeader(head.raw, names, false), filterHeader(p.header, names, false); !bytes.Equal(got, want) {
+			if got, want := head.filter(names), filterHeader(p.header, names, false); !bytes.Equal(got, want) {
 				t.Errorf("%s: HEADER.FIELDS %q from the cache %q, from the file %q", file, names, got, want)
 			}
 		}
-		if head.covers([]string{"X-Other"}) {
+		if head.covers([]string{"x-other"}) {
 			t.Errorf("%s: covers a field it does not keep", file)
 		}
 	}
@@ -112,10 +112,21 @@ func TestHeaderItemWalk(t *testing.T) {
 		if !ok {
 			t.Fatalf("%q: not kept", raw)
 		}
+		h := &headItem{kept: true, fields: kept}
 		for _, names := range [][]string{{"subject"}, {"From", "to"}, {"keywords"}, {"Subject", "Keywords"}} {
-			if got, want := filterHeader(kept, names, false), filterHeader([]byte(raw), names, false); !bytes.Equal(got, want) {
+			if got, want := h.filter(names), filterHeader([]byte(raw), names, false); !bytes.Equal(got, want) {
 				t.Errorf("%q %q: from the kept fields %q, from the header %q", raw, names, got, want)
 			}
+		}
+		// SEARCH HEADER sees the same fields of those names.
+		var want []headerField
+		for _, f := range allFields([]byte(raw)) {
+			if headerFieldSet[f.name] || f.name == "keywords" {
+				want = append(want, f)
+			}
+		}
+		if got := h.allFields(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: SEARCH fields %q, want %q", raw, got, want)
 		}
 	}
 }
@@ -145,8 +156,9 @@ func FuzzCacheItems(f *testing.F) {
 			if err != nil {
 				return
 			}
-			h.covers([]string{"From", "X-Other"})
-			filterHeader(h.raw, []string{"subject"}, false)
+			h.covers([]string{"from", "x-other"})
+			h.filter([]string{"subject", "X-Other"})
+			h.allFields()
 			again, err := decodeHeaderItem(encodeHeaderItem(h))
 			if err != nil || !reflect.DeepEqual(again, h) {
 				t.Fatalf("header item %+v re-encodes to %+v, %v", h, again, err)

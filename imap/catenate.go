@@ -290,7 +290,7 @@ func (s *session) openURL(raw string) (io.Reader, int64, io.Closer, error) {
 	if !found || uidValidity != 0 && uint64(v) != uidValidity {
 		return nil, 0, nil, badURL(raw)
 	}
-	src := msgSource{mbox: mbox, key: msgKey{box: s.user.Root() + "\x00" + mbox.Name(), uidValidity: v, uid: uint32(uid)}}
+	src := msgSource{mbox: mbox, key: msgKey{uid: uint32(uid)}}
 	bs := &imap.FetchItemBodySection{}
 	if section != "" {
 		if bs, err = parseURLSection(section); err != nil {

@@ -43,6 +43,7 @@ type fetchArgs struct {
 	set   imap.NumSet
 	items []fetchItem
 	opts  imap.FetchOptions
+	needs *need // what the items need of a message (need())
 }
 
 func parseFetch(p *parser, uid bool) fetchArgs {

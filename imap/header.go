@@ -11,35 +11,101 @@ import (
 // exactly as the whole header would.
 
 // walkFields calls fn with each field of a raw header, up to its blank
-// line: the field's name, lower case ("" for a line that is not a field:
-// no colon), and its bytes as written, continuation lines and line ends
-// included. Continuation lines before the first field belong to none and
-// are skipped. fn returns false to stop.
-func walkFields(raw []byte, fn func(name string, field []byte) bool) {
-	start, name := -1, ""
+// line: the field's name as written (trailing white space trimmed; nil for
+// a line that is not a field: no colon), and its bytes as written,
+// continuation lines and line ends included. Names compare as
+// strings.ToLower makes them (sameName). Continuation lines before the
+// first field belong to none and are skipped. fn returns false to stop.
+func walkFields(raw []byte, fn func(name, field []byte) bool) {
+	start := -1
+	var name []byte
 	off := 0
 	for off < len(raw) {
-		line := raw[off:]
-		if i := bytes.IndexByte(line, '\n'); i >= 0 {
-			line = line[:i+1]
+		end := len(raw)
+		if i := bytes.IndexByte(raw[off:], '\n'); i >= 0 {
+			end = off + i + 1
 		}
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+		line := raw[off:end]
+		if blankLine(line) {
 			break
 		}
 		if line[0] != ' ' && line[0] != '\t' {
 			if start >= 0 && !fn(name, raw[start:off]) {
 				return
 			}
-			start, name = off, ""
-			if n, _, ok := bytes.Cut(line, []byte(":")); ok {
-				name = lowerName(string(bytes.TrimRight(n, " \t")))
+			start, name = off, nil
+			if i := bytes.IndexByte(line, ':'); i >= 0 {
+				n := line[:i]
+				for len(n) > 0 && (n[len(n)-1] == ' ' || n[len(n)-1] == '\t') {
+					n = n[:len(n)-1]
+				}
+				name = n
 			}
 		}
-		off += len(line)
+		off = end
 	}
 	if start >= 0 {
 		fn(name, raw[start:off])
 	}
+}
+
+// blankLine reports whether a line is nothing but CR and LF.
+func blankLine(l []byte) bool {
+	for _, c := range l {
+		if c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+// sameName reports whether strings.ToLower makes a field name and a name
+// equal, without allocating for ASCII names.
+func sameName(field []byte, name string) bool {
+	if len(field) == len(name) {
+		ascii := true
+		for i := 0; i < len(field); i++ {
+			a, b := field[i], name[i]
+			if a >= 0x80 || b >= 0x80 {
+				ascii = false
+				break
+			}
+			if a != b && lowerASCII(a) != lowerASCII(b) {
+				return false
+			}
+		}
+		if ascii {
+			return true
+		}
+	} else if asciiOnly(field) && asciiOnlyString(name) {
+		return false
+	}
+	return strings.ToLower(string(field)) == strings.ToLower(name)
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func asciiOnly(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func asciiOnlyString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // fieldValue is a field's value: after the colon, unfolded (line ends
@@ -86,13 +152,18 @@ func lowerName(s string) string {
 // header, in their order and exactly as written, and ends it with the
 // blank line (RFC 3501 §6.4.5 HEADER.FIELDS).
 func filterHeader(raw []byte, names []string, not bool) []byte {
-	want := make(map[string]bool, len(names))
-	for _, n := range names {
-		want[lowerName(n)] = true
-	}
 	var out []byte
-	walkFields(raw, func(name string, field []byte) bool {
-		if want[name] != not {
+	walkFields(raw, func(name, field []byte) bool {
+		want := false
+		if name != nil {
+			for _, n := range names {
+				if sameName(name, n) {
+					want = true
+					break
+				}
+			}
+		}
+		if want != not {
 			out = append(out, field...)
 		}
 		return true
@@ -101,11 +172,15 @@ func filterHeader(raw []byte, names []string, not bool) []byte {
 }
 
 // keptFieldsOf is what the header item keeps of a raw header: the fields
-// named in headerFields or extra. ok is false if they are too big to keep.
+// named in headerFields or extra (lower case), encoded (encodeField). ok
+// is false if they are too big to keep.
 func keptFieldsOf(raw []byte, extra []string) (kept []byte, ok bool) {
-	walkFields(raw, func(name string, field []byte) bool {
-		if name != "" && (headerFieldSet[name] || containsString(extra, name)) {
-			kept = append(kept, field...)
+	walkFields(raw, func(name, field []byte) bool {
+		if name != nil {
+			l := lowerName(string(name))
+			if headerFieldSet[l] || containsString(extra, l) {
+				kept = encodeField(kept, l, field)
+			}
 		}
 		return len(kept) <= maxCachedFields
 	})

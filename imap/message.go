@@ -20,10 +20,20 @@ import (
 type need struct {
 	top      bool     // where the top header ends
 	fields   []string // these top header fields, raw (HEADER.FIELDS, SEARCH HEADER)
+	lower    []string // fields in lower case (withLower)
 	header   bool     // the whole raw top header
 	envelope bool
 	keys     bool // the header's SORT and THREAD keys
 	full     bool // the whole MIME tree, with offsets
+}
+
+// withLower sets lower from fields.
+func (n need) withLower() need {
+	n.lower = make([]string, len(n.fields))
+	for i, f := range n.fields {
+		n.lower[i] = lowerName(f)
+	}
+	return n
 }
 
 func (n need) any() bool {
@@ -36,17 +46,16 @@ type msgInfo struct {
 	// root is the MIME tree if full was needed; otherwise, if top or
 	// header was, the top part with its offsets only.
 	root *mimePart
-	// header holds the raw top header fields asked for: the cached ones,
-	// or the whole top header.
+	// The top header fields asked for: head, the cached ones, when it
+	// covers them; header, the whole raw top header, otherwise.
+	head   *headItem
 	header []byte
 	env    *envelopeData
 	keys   mailsort.Keys
 }
 
 type msgKey struct {
-	box         string // Maildir root and mailbox name
-	uidValidity uint32
-	uid         uint32
+	uid uint32
 }
 
 // msgSource is where a message is read from: a mailbox handle and the
@@ -59,7 +68,7 @@ type msgSource struct {
 func (s *session) source(sel *selected, uid uint32) msgSource {
 	return msgSource{
 		mbox: sel.mbox,
-		key:  msgKey{box: s.user.Root() + "\x00" + sel.name, uidValidity: sel.uidValidity, uid: uid},
+		key:  msgKey{uid: uid},
 	}
 }
 
@@ -71,6 +80,9 @@ const (
 // load returns what n asks of a message of size bytes (as it goes on the
 // wire: store.Message.Size).
 func (s *session) load(src msgSource, size int64, n need) (*msgInfo, error) {
+	if len(n.lower) != len(n.fields) {
+		n = n.withLower()
+	}
 	info := &msgInfo{size: size}
 	c := cachedItems(src)
 	var (
@@ -83,7 +95,7 @@ func (s *session) load(src msgSource, size int64, n need) (*msgInfo, error) {
 	if n.top || n.fields != nil || n.header {
 		if head, err = decodeHeaderItem(c[0]); err != nil {
 			head, read, fresh[0] = nil, true, true
-		} else if head.kept && !head.covers(n.fields) {
+		} else if head.kept && !head.covers(n.lower) {
 			read, fresh[0] = true, true // read once more for these fields
 		}
 	}
@@ -104,13 +116,13 @@ func (s *session) load(src msgSource, size int64, n need) (*msgInfo, error) {
 		if head == nil {
 			return info, nil
 		}
-		if n.header || !head.covers(n.fields) {
+		if n.header || !head.covers(n.lower) {
 			// Wanted whole, or too big to keep: from the file.
 			if info.header, err = readRange(s.ctx, src.mbox, src.key.uid, 0, head.bodyOff); err != nil {
 				return nil, err
 			}
 		} else {
-			info.header = head.raw
+			info.head = head
 		}
 		if info.root == nil {
 			info.root = &mimePart{bodyOff: head.bodyOff}
@@ -148,7 +160,7 @@ func (s *session) load(src msgSource, size int64, n need) (*msgInfo, error) {
 		info.keys = keysOf(p.root)
 	}
 	switch {
-	case n.header || n.fields != nil && !newHead.covers(n.fields):
+	case n.header || n.fields != nil && !newHead.covers(n.lower):
 		info.header = p.header
 		if info.header == nil { // longer than maxHeaderRead
 			if info.header, err = readRange(s.ctx, src.mbox, src.key.uid, 0, p.root.bodyOff); err != nil {
@@ -156,7 +168,7 @@ func (s *session) load(src msgSource, size int64, n need) (*msgInfo, error) {
 			}
 		}
 	case n.fields != nil:
-		info.header = newHead.raw
+		info.head = newHead
 	}
 	return info, nil
 }
@@ -212,7 +224,7 @@ func (p *parsed) items(fresh [4]bool, extra, asked []string) (*headItem, []store
 		}
 	}
 	if p.header != nil {
-		h.raw, h.kept = keptFieldsOf(p.header, h.extra)
+		h.fields, h.kept = keptFieldsOf(p.header, h.extra)
 	}
 	if !h.kept {
 		h.extra = nil
@@ -317,8 +329,17 @@ func needOf(bs *imap.FetchItemBodySection) need {
 	return need{}
 }
 
-// need is what the items of a FETCH need of each message.
+// need is what the items of a FETCH need of each message, worked out
+// once per command.
 func (a *fetchArgs) need() need {
+	if a.needs == nil {
+		n := a.makeNeed().withLower()
+		a.needs = &n
+	}
+	return *a.needs
+}
+
+func (a *fetchArgs) makeNeed() need {
 	var n need
 	merge := func(m need) {
 		n.top = n.top || m.top

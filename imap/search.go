@@ -241,7 +241,11 @@ func (sc *searchCtx) loadHeader(m *searchMsg) error {
 	if err != nil {
 		return nil // gone: matches nothing
 	}
-	m.header = allFields(info.header)
+	if info.head != nil {
+		m.header = info.head.allFields()
+	} else {
+		m.header = allFields(info.header)
+	}
 	return nil
 }
 
@@ -394,9 +398,9 @@ func bodyText(b *strings.Builder, raw []byte, p *mimePart, top bool) {
 // walks it (walkFields).
 func allFields(raw []byte) []headerField {
 	var out []headerField
-	walkFields(raw, func(name string, field []byte) bool {
-		if name != "" {
-			out = append(out, headerField{name: name, value: fieldValue(field)})
+	walkFields(raw, func(name, field []byte) bool {
+		if len(name) > 0 {
+			out = append(out, headerField{name: lowerName(string(name)), value: fieldValue(field)})
 		}
 		return true
 	})

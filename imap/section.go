@@ -116,6 +116,9 @@ func (s *session) bodySection(src msgSource, info *msgInfo, bs *imap.FetchItemBo
 		}
 		sec = section{off: msg.hdrOff, n: msg.bodyOff - msg.hdrOff}
 		if len(bs.HeaderFields) > 0 || len(bs.HeaderFieldsNot) > 0 {
+			if msg == info.root && info.head != nil && len(bs.HeaderFields) > 0 {
+				return memSection(info.head.filter(bs.HeaderFields)).partial(bs.Partial), nil
+			}
 			raw := info.header
 			if msg != info.root || raw == nil {
 				var err error
