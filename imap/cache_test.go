@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/letterbox-mail/letterbox/imap/internal/mailsort"
 	"github.com/letterbox-mail/letterbox/store"
 )
 
@@ -177,6 +178,67 @@ func TestCacheItemVersion(t *testing.T) {
 		v, ok := mbox.Cached(uid, k)
 		if !ok || len(v) == 0 || v[0] != cacheVersion {
 			t.Errorf("item %d not made again: %v", k, v)
+		}
+	}
+}
+
+// The keys kept in memory are bounded, by mailbox, least recently used
+// first; a mailbox bigger than the bound keeps what fits.
+func TestKeyCacheBound(t *testing.T) {
+	c := newKeyCache(5)
+	a, b, big := boxID{"a", 1}, boxID{"b", 1}, boxID{"big", 1}
+	k := func(s string) *mailsort.Keys { return &mailsort.Keys{Subject: s} }
+	c.add(a, []uint32{1, 2}, []*mailsort.Keys{k("a1"), k("a2")})
+	c.add(b, []uint32{1, 2, 3}, []*mailsort.Keys{k("b1"), k("b2"), k("b3")})
+	keys := make([]mailsort.Keys, 3)
+	if miss := c.lookup(a, []uint32{2, 3, 1}, keys); len(miss) != 1 || miss[0] != 1 || keys[0].Subject != "a2" || keys[2].Subject != "a1" {
+		t.Fatalf("lookup: missing %v, keys %v", miss, keys)
+	}
+	// a was used last: b goes when more comes.
+	c.add(a, []uint32{3}, []*mailsort.Keys{k("a3")})
+	if miss := c.lookup(b, []uint32{1}, keys); len(miss) != 1 {
+		t.Errorf("b kept: %v", keys[0])
+	}
+	if c.n != 3 {
+		t.Errorf("%d keys counted, want 3", c.n)
+	}
+	uids := []uint32{1, 2, 3, 4, 5, 6, 7}
+	many := make([]*mailsort.Keys, len(uids))
+	for i := range many {
+		many[i] = k("x")
+	}
+	c.add(big, uids, many)
+	if c.n != 5 || len(c.boxes) != 1 {
+		t.Errorf("%d keys in %d mailboxes, want 5 in 1", c.n, len(c.boxes))
+	}
+	var off *keyCache
+	if miss := off.lookup(a, []uint32{1, 2}, keys); len(miss) != 2 {
+		t.Errorf("no cache: missing %v", miss)
+	}
+	off.add(a, []uint32{1}, many[:1])
+}
+
+// MaxCachedSortKeys: the default, a bound, none.
+func TestMaxCachedSortKeys(t *testing.T) {
+	for _, tt := range []struct{ set, want int }{{0, DefaultMaxCachedSortKeys}, {3, 3}, {-1, 0}} {
+		e := newEnv(t, withServer(func(s *Server) { s.MaxCachedSortKeys = tt.set }))
+		sortBox(t, e)
+		c := e.login("alice")
+		c.ok("s SELECT INBOX")
+		if u := c.ok("a SORT (SUBJECT) UTF-8 ALL"); u[0] != "* SORT 4 2 5 1 3" {
+			t.Errorf("MaxCachedSortKeys %d: %q", tt.set, u)
+		}
+		got := 0
+		if e.srv.keys != nil {
+			e.srv.keys.mu.Lock()
+			got = e.srv.keys.max
+			if e.srv.keys.n > got {
+				t.Errorf("MaxCachedSortKeys %d: %d keys kept", tt.set, e.srv.keys.n)
+			}
+			e.srv.keys.mu.Unlock()
+		}
+		if got != tt.want {
+			t.Errorf("MaxCachedSortKeys %d: bound %d, want %d", tt.set, got, tt.want)
 		}
 	}
 }

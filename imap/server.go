@@ -56,6 +56,7 @@ const (
 	DefaultMaxLiteralDrain       = 1 << 20
 	DefaultMaxBadCommands        = 20
 	DefaultMaxPendingUpdates     = 100000
+	DefaultMaxCachedSortKeys     = 100000
 )
 
 // maxCommandSize is the default longest command line, literals excluded.
@@ -145,6 +146,14 @@ type Server struct {
 	// 100000.
 	MaxPendingUpdates int
 
+	// MaxCachedSortKeys bounds the messages whose SORT and THREAD keys
+	// are kept in memory for all sessions (about 400 bytes each), so
+	// that sorting a folder again reads nothing; beyond it the least
+	// recently sorted mailboxes are dropped. The keys are in the store's
+	// cache too, on disk. Default 100000 (about 40 MB when full);
+	// negative keeps none.
+	MaxCachedSortKeys int
+
 	// Logger receives connection and error logs. Default slog.Default().
 	Logger *slog.Logger
 
@@ -153,6 +162,7 @@ type Server struct {
 
 	initOnce sync.Once
 	log      *slog.Logger
+	keys     *keyCache
 	ctx      context.Context
 	cancel   context.CancelFunc
 	nextID   atomic.Uint64
@@ -181,6 +191,9 @@ func (s *Server) init() {
 		s.conns = make(map[*conn]struct{})
 		s.perIP = make(map[netip.Addr]int)
 		s.perUser = make(map[string]int)
+		if s.MaxCachedSortKeys >= 0 {
+			s.keys = newKeyCache(orDefault(s.MaxCachedSortKeys, DefaultMaxCachedSortKeys))
+		}
 	})
 }
 

@@ -210,24 +210,36 @@ func (s *session) sortKeys(ts []target, n keyNeeds) ([]mailsort.Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i, t := range ts {
-		if !present[i] {
-			continue
-		}
-		k := &keys[i]
-		k.Size = sizes[i]
-		if n.header {
-			info, err := s.load(s.source(sel, t.uid), sizes[i], need{keys: true})
+	if n.header {
+		// From memory (keyCache), else from the store's cache, else
+		// from the message file.
+		id := boxID{folder: s.user.Root() + "\x00" + sel.name, uidValidity: sel.uidValidity}
+		var fillUIDs []uint32
+		var fillKeys []*mailsort.Keys
+		for _, i := range s.srv.keys.lookup(id, uidsOf(ts), keys) {
+			if !present[i] {
+				continue
+			}
+			info, err := s.load(s.source(sel, ts[i].uid), sizes[i], need{keys: true})
 			switch {
 			case err == nil:
-				*k = info.keys
-				k.Size = sizes[i]
+				keys[i] = info.keys
+				k := info.keys
+				fillUIDs, fillKeys = append(fillUIDs, ts[i].uid), append(fillKeys, &k)
 			case errors.Is(err, store.ErrNoSuchMessage), errors.Is(err, fs.ErrNotExist):
-				continue
 			default:
 				return nil, err
 			}
 		}
+		s.srv.keys.add(id, fillUIDs, fillKeys)
+	}
+	for i, t := range ts {
+		if !present[i] {
+			keys[i] = mailsort.Keys{}
+			continue
+		}
+		k := &keys[i]
+		k.Size = sizes[i]
 		// The arrival date is read only where it is compared: DATE
 		// needs it for messages without a sent date alone.
 		if n.arrival || n.fallback && !k.HasSent {
