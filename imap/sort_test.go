@@ -3,6 +3,7 @@ package imap
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"os/exec"
 	"slices"
@@ -615,4 +616,79 @@ m.logout()
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Errorf("python said:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+func init() {
+	decodeArgs["SORT"] = func(p *parser, uid bool) any { return parseSort(p, uid) }
+	decodeArgs["THREAD"] = func(p *parser, uid bool) any {
+		p.sp()
+		alg := p.word()
+		p.sp()
+		cs := p.astring()
+		p.sp()
+		c := parseKeys(p, uid, 0)
+		p.end()
+		return []any{alg, cs, c}
+	}
+}
+
+// FuzzSortDifferential: SORT and THREAD as imapclient encodes them decode
+// to what it was given.
+func FuzzSortDifferential(f *testing.F) {
+	for i := 0; i < 20; i++ {
+		f.Add([]byte(fmt.Sprint("sort", i)))
+	}
+	keys := []imapclient.SortKey{imapclient.SortKeyArrival, imapclient.SortKeyCc, imapclient.SortKeyDate,
+		imapclient.SortKeyFrom, imapclient.SortKeySize, imapclient.SortKeySubject, imapclient.SortKeyTo}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		diffServer.once.Do(func() { diffServer.fs = newFakeServer(t) })
+		diffServer.mu.Lock()
+		defer diffServer.mu.Unlock()
+		fs := diffServer.fs
+		fs.drain()
+		h := fnv.New64a()
+		h.Write(data)
+		g := gen{rand.New(rand.NewPCG(h.Sum64(), 2))}
+		cl := fs.client
+
+		crit := g.criteria(0)
+		var sc []imapclient.SortCriterion
+		var want []string
+		for range 1 + g.n(4) {
+			c := imapclient.SortCriterion{Key: keys[g.n(len(keys))], Reverse: g.chance()}
+			sc = append(sc, c)
+			w := string(c.Key)
+			if c.Reverse {
+				w = "REVERSE " + w
+			}
+			want = append(want, w)
+		}
+		uid := g.chance()
+		opts := &imapclient.SortOptions{SearchCriteria: &crit, SortCriteria: sc}
+		if uid {
+			cl.UIDSort(opts).Wait()
+		} else {
+			cl.Sort(opts).Wait()
+		}
+		sa := fs.await(t).args.(sortArgs)
+		var got []string
+		for _, c := range sa.criteria {
+			w := c.Key.String()
+			if c.Reverse {
+				w = "REVERSE " + w
+			}
+			got = append(got, w)
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") || sa.charset != "UTF-8" || canon(sa.searchArgs.criteria.toIMAP()) != canon(crit) {
+			t.Fatalf("SORT:\n got  %q %s %s\n want %q %s", got, sa.charset, canon(sa.searchArgs.criteria.toIMAP()), want, canon(crit))
+		}
+
+		alg := []imap.ThreadAlgorithm{imap.ThreadReferences, imap.ThreadOrderedSubject}[g.n(2)]
+		cl.Thread(&imapclient.ThreadOptions{Algorithm: alg, SearchCriteria: &crit}).Wait()
+		ta := fs.await(t).args.([]any)
+		tc := ta[2].(criteria)
+		if ta[0] != string(alg) || ta[1] != "UTF-8" || canon(tc.toIMAP()) != canon(crit) {
+			t.Fatalf("THREAD: got %v %v %s, want %s %s", ta[0], ta[1], canon(tc.toIMAP()), alg, canon(crit))
+		}
+	})
 }
