@@ -3,12 +3,14 @@ package imap
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/letterbox-mail/letterbox/auth"
+	"github.com/letterbox-mail/letterbox/store"
 )
 
 // Benchmarks on a big folder (issue 10's performance targets): header
@@ -434,4 +437,55 @@ func (p *dovecotProc) close() {
 	io.WriteString(p.in, "z LOGOUT\r\n")
 	p.in.Close()
 	p.cmd.Wait()
+}
+
+// BenchmarkBigCacheBytes fills the cache with every item (header fetch,
+// BODYSTRUCTURE) and the in-memory SORT keys, and reports what they take
+// per message: each item's bytes in letterbox-cache, the file per message
+// (with the records the store has not compacted away yet) and the heap
+// the SORT keys of the folder hold.
+func BenchmarkBigCacheBytes(b *testing.B) {
+	dir := bigFolder(b)
+	e := newEnv(b, withDir(dir))
+	c := bigSession(e)
+	c.run("h", headerFetch5)
+	c.run("b", "FETCH 1:* (BODYSTRUCTURE)")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c.run("s", "SORT (SUBJECT) UTF-8 ALL")
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	e.stop()
+	e = newEnv(b, withDir(dir))
+	mbox, err := e.user("alice").Open(context.Background(), "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mbox.Close()
+	var uids []uint32
+	mbox.Read(context.Background(), func(v *store.View) {
+		for i := range v.Len() {
+			uids = append(uids, v.At(i).UID)
+		}
+	})
+	var sizes [4]int
+	for b.Loop() {
+		sizes = [4]int{}
+		for _, u := range uids {
+			for _, it := range mbox.CachedItems(u) {
+				if it.Key >= keyHeader && it.Key <= keyStructure {
+					sizes[it.Key-keyHeader] += len(it.Value)
+				}
+			}
+		}
+	}
+	n := float64(len(uids))
+	for i, name := range []string{"header", "envelope", "keys", "structure"} {
+		b.ReportMetric(float64(sizes[i])/n, name+"-B/msg")
+	}
+	if fi, err := os.Stat(filepath.Join(e.user("alice").Root(), "letterbox-cache")); err == nil {
+		b.ReportMetric(float64(fi.Size())/n, "file-B/msg")
+	}
+	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "sortkeys-heap-B/msg")
 }
