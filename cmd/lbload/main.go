@@ -5,10 +5,14 @@
 //	lbload gen -dir DIR -users 20 -messages 2000          # Maildirs + passwd-file
 //	lbload imap -addr 127.0.0.1:1993 -tls -conns 20 -users-file DIR/passwd -password pw -duration 20s
 //	lbload pop3 -addr 127.0.0.1:1995 -tls -conns 20 -users-file DIR/passwd -password pw -duration 20s
+//	lbload ops -addr 127.0.0.1:1993 -tls -user big1 -password pw -repeat 5     # single commands, one big INBOX
+//	lbload report -base dovecot RESULT.json...                                  # side-by-side table of -json results
 //
 // The IMAP workload is a mail client's: after LOGIN and SELECT INBOX each
 // connection loops over listing flags, fetching headers of a window,
-// fetching one whole message, flagging one, and NOOP. The POP3 workload is
+// fetching one whole message, flagging one, and NOOP (-mode long); or
+// each connection logs in for every mail check (-mode session) or only
+// logs in and out (-mode login). The POP3 workload is
 // fetchmail's: whole sessions of USER, PASS, STAT, UIDL, RETR of three
 // random messages, QUIT. Timings are per operation; nothing here asserts
 // them.
@@ -43,6 +47,10 @@ func main() {
 		err = runGen(os.Args[2:])
 	case "imap", "pop3":
 		err = runLoad(os.Args[1], os.Args[2:])
+	case "ops":
+		err = runOps(os.Args[2:])
+	case "report":
+		err = runReport(os.Args[2:])
 	default:
 		usage()
 	}
@@ -53,7 +61,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: lbload gen|imap|pop3 [flags]   (lbload CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: lbload gen|imap|pop3|ops|report [flags]   (lbload CMD -h for flags)")
 	os.Exit(2)
 }
 
@@ -65,7 +73,10 @@ type loadConfig struct {
 	duration  time.Duration
 	users     []string
 	password  string
-	fetchSize int // messages per header window
+	fetchSize int    // messages per header window
+	mode      string // IMAP: long, session or login
+	label     string // server name for -json
+	tag       string // run name for -json
 }
 
 func runLoad(proto string, args []string) error {
@@ -80,9 +91,19 @@ func runLoad(proto string, args []string) error {
 	fs.StringVar(&user, "user", "", "single user to log in as (instead of -users-file)")
 	fs.StringVar(&c.password, "password", "", "password of every user")
 	fs.IntVar(&c.fetchSize, "window", 50, "IMAP: messages per header FETCH")
+	if proto == "imap" {
+		fs.StringVar(&c.mode, "mode", "long", "IMAP: long (one login per connection, then a client's loop), session (connect, LOGIN, SELECT, newest window's flags and headers, LOGOUT, again) or login (connect, LOGIN, LOGOUT, again)")
+	}
+	var jsonOut string
+	fs.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file (- for stdout instead of the table)")
+	fs.StringVar(&c.label, "label", "", "server name recorded in the JSON (lbload report columns)")
+	fs.StringVar(&c.tag, "tag", "", "run name recorded in the JSON (lbload report rows)")
 	fs.Parse(args)
 	if c.addr == "" || c.password == "" || (usersFile == "" && user == "") {
 		return errors.New("need -addr, -password and -user or -users-file")
+	}
+	if proto == "imap" && !slices.Contains([]string{"long", "session", "login"}, c.mode) {
+		return fmt.Errorf("-mode %q: want long, session or login", c.mode)
 	}
 	if user != "" {
 		c.users = []string{user}
@@ -105,9 +126,12 @@ func runLoad(proto string, args []string) error {
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
 			u := c.users[i%len(c.users)]
 			var err error
-			if proto == "imap" {
+			switch {
+			case proto == "imap" && c.mode == "long":
 				err = imapWorker(ctx, c, u, rng, rec)
-			} else {
+			case proto == "imap":
+				err = imapSessionWorker(ctx, c, u, rec)
+			default:
 				err = pop3Worker(ctx, c, u, rng, rec)
 			}
 			if err != nil && ctx.Err() == nil {
@@ -116,7 +140,13 @@ func runLoad(proto string, args []string) error {
 		})
 	}
 	wg.Wait()
-	rec.report(os.Stdout, proto, c, time.Since(start))
+	res := rec.result(proto, c, time.Since(start))
+	if jsonOut != "-" {
+		res.writeTable(os.Stdout)
+	}
+	if jsonOut != "" {
+		return writeJSON(jsonOut, res)
+	}
 	return nil
 }
 
@@ -168,12 +198,42 @@ func (r *recorder) fail(err error) {
 	}
 }
 
-func (r *recorder) report(w io.Writer, proto string, c loadConfig, elapsed time.Duration) {
+// loadResult is the outcome of one imap or pop3 run, as written with -json.
+type loadResult struct {
+	Kind     string        `json:"kind"` // "imap" or "pop3"
+	Label    string        `json:"label,omitempty"`
+	Tag      string        `json:"tag,omitempty"`
+	Addr     string        `json:"addr"`
+	Mode     string        `json:"mode,omitempty"`
+	Conns    int           `json:"conns"`
+	Users    int           `json:"users"`
+	Elapsed  float64       `json:"elapsed_s"`
+	Unit     string        `json:"unit"`       // what PerSecond counts
+	PerSec   float64       `json:"per_second"` // Unit per second, all connections together
+	Errors   int           `json:"errors"`     // failed operations and connections
+	Ops      []loadOpStats `json:"ops"`
+	Examples []string      `json:"error_examples,omitempty"`
+}
+
+type loadOpStats struct {
+	Name   string  `json:"name"`
+	Count  int     `json:"count"`
+	PerSec float64 `json:"per_second"`
+	P50    float64 `json:"p50_ms"`
+	P90    float64 `json:"p90_ms"`
+	P99    float64 `json:"p99_ms"`
+	Errors int     `json:"errors"`
+}
+
+// setupOps are the long IMAP mode's once-per-connection operations, left
+// out of its throughput.
+var setupOps = []string{"connect+login", "select", "logout"}
+
+func (r *recorder) result(proto string, c loadConfig, elapsed time.Duration) *loadResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	fmt.Fprintf(w, "%s %s: %d connections, %d users, %v\n", proto, c.addr, c.conns, len(c.users), elapsed.Round(time.Millisecond))
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "op\tcount\tper s\tp50 ms\tp90 ms\tp99 ms\terrors\t")
+	res := &loadResult{Kind: proto, Label: c.label, Tag: c.tag, Addr: c.addr, Mode: c.mode,
+		Conns: c.conns, Users: len(c.users), Elapsed: elapsed.Seconds(), Examples: r.sample}
 	names := slices.Collect(maps.Keys(r.ops))
 	for op := range r.errs {
 		if _, ok := r.ops[op]; !ok {
@@ -181,19 +241,44 @@ func (r *recorder) report(w io.Writer, proto string, c loadConfig, elapsed time.
 		}
 	}
 	slices.Sort(names)
+	units := 0
+	res.Unit = "session"
+	if c.mode == "long" {
+		res.Unit = "op"
+	}
 	for _, op := range names {
 		ds := r.ops[op]
 		slices.Sort(ds)
-		q := func(p float64) string {
+		q := func(p float64) float64 {
 			if len(ds) == 0 {
-				return "-"
+				return 0
 			}
-			return fmt.Sprintf("%.2f", float64(ds[int(p*float64(len(ds)-1))])/float64(time.Millisecond))
+			return float64(ds[int(p*float64(len(ds)-1))]) / float64(time.Millisecond)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t\n", op, len(ds), float64(len(ds))/elapsed.Seconds(), q(.5), q(.9), q(.99), r.errs[op])
+		res.Ops = append(res.Ops, loadOpStats{Name: op, Count: len(ds), PerSec: float64(len(ds)) / elapsed.Seconds(),
+			P50: q(.5), P90: q(.9), P99: q(.99), Errors: r.errs[op]})
+		res.Errors += r.errs[op]
+		if (res.Unit == "op" && !slices.Contains(setupOps, op)) || op == res.Unit {
+			units += len(ds)
+		}
+	}
+	res.PerSec = float64(units) / elapsed.Seconds()
+	return res
+}
+
+func (r *loadResult) writeTable(w io.Writer) {
+	mode := ""
+	if r.Mode != "" {
+		mode = " -mode " + r.Mode
+	}
+	fmt.Fprintf(w, "%s%s %s: %d connections, %d users, %.1fs: %.1f %ss per second\n", r.Kind, mode, r.Addr, r.Conns, r.Users, r.Elapsed, r.PerSec, r.Unit)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op\tcount\tper s\tp50 ms\tp90 ms\tp99 ms\terrors\t")
+	for _, o := range r.Ops {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t\n", o.Name, o.Count, o.PerSec, o.P50, o.P90, o.P99, o.Errors)
 	}
 	tw.Flush()
-	for _, s := range r.sample {
+	for _, s := range r.Examples {
 		fmt.Fprintln(w, "  error:", s)
 	}
 }

@@ -106,6 +106,61 @@ func imapWorker(ctx context.Context, c loadConfig, user string, rng *rand.Rand, 
 	return nil
 }
 
+// imapSessionWorker logs in for every mail check, as phones and
+// cron-driven fetchers do: -mode session opens INBOX and reads the newest
+// window's flags and headers, -mode login only logs in and out.
+func imapSessionWorker(ctx context.Context, c loadConfig, user string, rec *recorder) error {
+	for ctx.Err() == nil {
+		err := rec.time("session", func() error { return imapSession(c, user, rec) })
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func imapSession(c loadConfig, user string, rec *recorder) error {
+	var cl *imapclient.Client
+	if err := rec.time("connect+login", func() error {
+		conn, err := dial(c)
+		if err != nil {
+			return err
+		}
+		cl = imapclient.New(conn, nil)
+		return cl.Login(user, c.password).Wait()
+	}); err != nil {
+		if cl != nil {
+			cl.Close()
+		}
+		return err
+	}
+	defer cl.Close()
+	if c.mode == "session" {
+		data, err := cl.Select("INBOX", nil).Wait()
+		if err != nil {
+			return err
+		}
+		if data.NumMessages > 0 {
+			from := uint32(1)
+			if n := data.NumMessages; n > uint32(c.fetchSize) {
+				from = n - uint32(c.fetchSize) + 1
+			}
+			var set imap.SeqSet
+			set.AddRange(from, data.NumMessages)
+			if err := rec.time("fetch headers", func() error {
+				_, err := cl.Fetch(set, &imap.FetchOptions{
+					UID: true, Flags: true, RFC822Size: true, Envelope: true,
+					BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, Peek: true}},
+				}).Collect()
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return cl.Logout().Wait()
+}
+
 // pop3Worker runs whole POP3 sessions, as fetchmail does on a timer.
 func pop3Worker(ctx context.Context, c loadConfig, user string, rng *rand.Rand, rec *recorder) error {
 	for ctx.Err() == nil {
