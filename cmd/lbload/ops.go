@@ -36,19 +36,21 @@ type opsConfig struct {
 // An opSpec is one operation lbload ops can time.
 type opSpec struct {
 	name    string
-	command string // what goes on the wire, for the table
+	command string // what goes on the wire
+	title   string // a short form for lbload report; command if empty
 	run     func(*opsSession) (uint32, int64, error)
 }
 
 // opSpecs in the order a round runs them: SELECT first, as a client opening
 // the folder would.
 var opSpecs = []opSpec{
-	{"select", "SELECT", (*opsSession).selectBox},
-	{"flags", "UID FETCH 1:* (FLAGS)", (*opsSession).fetchFlags},
-	{"unseen", "UID SEARCH UNSEEN", (*opsSession).searchUnseen},
-	{"headers", "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (" + strings.Join(headerFields, " ") + ")])", (*opsSession).fetchHeaders},
-	{"append", "APPEND to the big mailbox", (*opsSession).appendBig},
-	{"append-small", "APPEND to a small folder", (*opsSession).appendSmall},
+	{"select", "SELECT", "", (*opsSession).selectBox},
+	{"flags", "UID FETCH 1:* (FLAGS)", "", (*opsSession).fetchFlags},
+	{"unseen", "UID SEARCH UNSEEN", "", (*opsSession).searchUnseen},
+	{"headers", "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (" + strings.Join(headerFields, " ") + ")])",
+		"UID FETCH 1:* (5 header fields)", (*opsSession).fetchHeaders},
+	{"append", "APPEND to the big mailbox", "", (*opsSession).appendBig},
+	{"append-small", "APPEND to a small folder", "", (*opsSession).appendSmall},
 }
 
 var headerFields = []string{"From", "To", "Subject", "Date", "Message-ID"}
@@ -122,6 +124,7 @@ type opsResult struct {
 type opStats struct {
 	Name    string `json:"name"`
 	Command string `json:"command"`
+	Title   string `json:"title,omitempty"` // short form of Command
 	// Messages is the folder's size (select, append: before the first timed
 	// round) or how many messages the answer carried (fetch, search).
 	Messages uint32    `json:"messages"`
@@ -162,7 +165,7 @@ func measureOps(c opsConfig) (*opsResult, error) {
 	res := &opsResult{Kind: "ops", Label: c.label, Tag: c.tag, Addr: c.addr, Mailbox: c.mailbox,
 		Start: time.Now().UTC(), Repeat: c.repeat, Warmup: c.warmup}
 	for _, o := range specs {
-		res.Ops = append(res.Ops, opStats{Name: o.name, Command: o.command})
+		res.Ops = append(res.Ops, opStats{Name: o.name, Command: o.command, Title: o.title})
 	}
 	for round := range c.warmup + c.repeat {
 		timed := round >= c.warmup

@@ -118,7 +118,11 @@ func (r *report) addFile(name string) error {
 
 func (r *report) addOps(res *opsResult) {
 	for _, o := range res.Ops {
-		row := r.row(res.Label, res.Tag, "ops "+o.Name, o.Command, "ms")
+		title := o.Title
+		if title == "" {
+			title = o.Command
+		}
+		row := r.row(res.Label, res.Tag, "ops "+o.Name, title, "ms")
 		row.messages[res.Label] = append(row.messages[res.Label], o.Messages)
 		row.samples[res.Label] = append(row.samples[res.Label], o.Samples...)
 		_, med, _ := summarize(o.Samples)
