@@ -41,8 +41,8 @@ type opSpec struct {
 	run     func(*opsSession) (uint32, int64, error)
 }
 
-// opSpecs in the order a round runs them: SELECT first, as a client opening
-// the folder would.
+// opSpecs in the order a run times them: SELECT first, as a client opening
+// the folder would; the appends, which change the folder, last.
 var opSpecs = []opSpec{
 	{"select", "SELECT", "", (*opsSession).selectBox},
 	{"flags", "UID FETCH 1:* (FLAGS)", "", (*opsSession).fetchFlags},
@@ -73,8 +73,8 @@ func runOps(args []string) error {
 	fs.StringVar(&c.password, "password", "", "the user's password")
 	fs.StringVar(&c.mailbox, "mailbox", "INBOX", "the big mailbox")
 	fs.StringVar(&c.small, "small-mailbox", "lbload-small", "append-small: folder to append to, created (and deleted afterwards) if missing")
-	fs.IntVar(&c.repeat, "repeat", 5, "timed rounds; a round runs each op once, in order, on one connection")
-	fs.IntVar(&c.warmup, "warmup", 1, "untimed rounds first (0: the first round meets cold caches)")
+	fs.IntVar(&c.repeat, "repeat", 5, "timed runs of each op; all on one connection, op after op in the order of -only's help")
+	fs.IntVar(&c.warmup, "warmup", 1, "untimed runs of each op before its timed ones (0: the first run meets cold caches)")
 	fs.StringVar(&only, "only", "", "comma-separated subset of "+strings.Join(opNames(), ","))
 	fs.BoolVar(&c.keep, "keep", false, "leave the appended messages in place (default: expunge them at the end)")
 	fs.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file (- for stdout instead of the table)")
@@ -126,7 +126,7 @@ type opStats struct {
 	Command string `json:"command"`
 	Title   string `json:"title,omitempty"` // short form of Command
 	// Messages is the folder's size (select, append: before the first timed
-	// round) or how many messages the answer carried (fetch, search).
+	// run) or how many messages the answer carried (fetch, search).
 	Messages uint32    `json:"messages"`
 	Bytes    int64     `json:"bytes,omitempty"` // header bytes fetched
 	Samples  []float64 `json:"samples_ms"`
@@ -167,17 +167,20 @@ func measureOps(c opsConfig) (*opsResult, error) {
 	for _, o := range specs {
 		res.Ops = append(res.Ops, opStats{Name: o.name, Command: o.command, Title: o.title})
 	}
-	for round := range c.warmup + c.repeat {
-		timed := round >= c.warmup
-		for i, o := range specs {
-			st := &res.Ops[i]
+	// Each op runs all its rounds before the next starts, and the appends
+	// come last: an APPEND before a SELECT would make the SELECT measure
+	// how the server catches up with a changed folder (Dovecot rescans a
+	// Maildir whose cur/ changed), not opening it.
+	for i, o := range specs {
+		st := &res.Ops[i]
+		for round := range c.warmup + c.repeat {
 			t := time.Now()
 			n, bytes, err := o.run(s)
 			d := time.Since(t)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", o.command, err)
 			}
-			if !timed {
+			if round < c.warmup {
 				continue
 			}
 			if len(st.Samples) == 0 {
@@ -374,7 +377,7 @@ func (s *opsSession) appendTo(mailbox string) (imap.UID, error) {
 }
 
 func (r *opsResult) writeTable(w io.Writer) {
-	fmt.Fprintf(w, "ops %s %s: %s, %d timed rounds after %d untimed, one connection\n", r.Addr, r.Mailbox, r.Start.Format(time.RFC3339), r.Repeat, r.Warmup)
+	fmt.Fprintf(w, "ops %s %s: %s, each op %d times after %d untimed, one connection\n", r.Addr, r.Mailbox, r.Start.Format(time.RFC3339), r.Repeat, r.Warmup)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op\tmessages\tmin ms\tmedian ms\tmax ms\t\tcommand")
 	for _, o := range r.Ops {

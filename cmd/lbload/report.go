@@ -180,7 +180,7 @@ func (r *report) write(w io.Writer, base string) error {
 				cells = append(cells, "-")
 				continue
 			}
-			cells = append(cells, fmt.Sprintf("%.2f×", m/b))
+			cells = append(cells, ratio(m/b))
 		}
 		var errs []string
 		for _, l := range labels {
@@ -211,6 +211,14 @@ func (row *reportRow) messageCell(labels []string) string {
 		return fmt.Sprint(all[0])
 	}
 	return strings.Join(per, "/")
+}
+
+// ratio prints m/b with two significant digits at least.
+func ratio(v float64) string {
+	if v < 0.1 {
+		return fmt.Sprintf("%.3f×", v)
+	}
+	return fmt.Sprintf("%.2f×", v)
 }
 
 // num prints a figure with about three significant digits.
