@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -235,12 +236,40 @@ func TestIMAPModes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	rec := newRecorder()
-	if err := imapWorker(ctx, c, "big1", nil, rec); err != nil {
+	if err := imapWorker(func() context.Context { return ctx }, c, "big1", nil, rec); err != nil {
 		t.Fatal(err)
 	}
 	res := rec.result("imap", c, time.Second)
 	if res.Errors != 0 || len(res.Ops) != 3 || res.PerSec != 0 {
 		t.Errorf("long: %+v", res)
+	}
+}
+
+// A long run logs every connection in before the timed part starts, and
+// every connection ends with a LOGOUT.
+func TestIMAPLongRun(t *testing.T) {
+	ts := startServer(t, 20)
+	out := filepath.Join(t.TempDir(), "long.json")
+	err := runLoad("imap", []string{"-addr", ts.addr, "-user", "big1", "-password", testPassword,
+		"-conns", "3", "-duration", "200ms", "-json", out, "-label", "letterbox", "-tag", "load"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res loadResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, o := range res.Ops {
+		count[o.Name] = o.Count
+	}
+	if res.Errors != 0 || res.Label != "letterbox" || res.Mode != "long" || res.Unit != "op" ||
+		count["connect+login"] != 3 || count["select"] != 3 || count["logout"] != 3 {
+		t.Errorf("%+v", res)
 	}
 }
 

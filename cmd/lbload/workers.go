@@ -20,15 +20,18 @@ import (
 var tlsConfig = &tls.Config{InsecureSkipVerify: true} // load tests run against self-signed certificates
 
 func dial(c loadConfig) (net.Conn, error) {
-	d := net.Dialer{Timeout: 10 * time.Second}
+	// Generous: a server handshaking 50 new connections while it checks
+	// their bcrypt passwords on a busy two-core machine takes over 10s.
+	d := net.Dialer{Timeout: 30 * time.Second}
 	if c.tls {
 		return tls.DialWithDialer(&d, "tcp", c.addr, tlsConfig)
 	}
 	return d.Dial("tcp", c.addr)
 }
 
-// imapWorker is one mail client: log in, select INBOX, then loop.
-func imapWorker(ctx context.Context, c loadConfig, user string, rng *rand.Rand, rec *recorder) error {
+// imapWorker is one mail client: log in, select INBOX, wait for the start
+// (begin), then loop until the run's end.
+func imapWorker(begin func() context.Context, c loadConfig, user string, rng *rand.Rand, rec *recorder) error {
 	var cl *imapclient.Client
 	err := rec.time("connect+login", func() error {
 		conn, err := dial(c)
@@ -55,6 +58,7 @@ func imapWorker(ctx context.Context, c loadConfig, user string, rng *rand.Rand, 
 	if n == 0 {
 		return fmt.Errorf("%s: INBOX is empty", user)
 	}
+	ctx := begin()
 	for ctx.Err() == nil {
 		var err error
 		switch k := rng.IntN(10); {
