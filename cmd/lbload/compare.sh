@@ -33,7 +33,7 @@ BIG=${BIG:-100000}
 USERS=${USERS:-10}
 MSGS=${MSGS:-2000}
 DURATION=${DURATION:-20s}
-LOADS=${LOADS:-long:10 long:50 session:10 login:10}
+LOADS=${LOADS-long:10 long:50 session:10 login:10} # empty: no loads
 LB_PORT=${LB_PORT:-31993}
 DV_PORT=${DV_PORT:-32993}
 PASSWORD=loadtest # lbload gen's default
@@ -142,7 +142,8 @@ load() {
 say "machine before: $(nproc) cores, $(uptime)"
 UPTIME_BEFORE=$(uptime)
 
-say "building letterbox and lbload from $ROOT ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'))"
+REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')
+say "building letterbox and lbload from $ROOT ($REV)"
 mkdir -p "$WORK/bin" "$RES"
 (cd "$ROOT" && go build -o "$WORK/bin/" ./cmd/letterbox ./cmd/lbload)
 
@@ -252,7 +253,7 @@ done
 
 say "machine after: $(uptime)"
 {
-	echo "Letterbox $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') vs Dovecot $(dovecot --version)," \
+	echo "Letterbox $REV vs Dovecot $(dovecot --version)," \
 		"$ROUNDS rounds alternating servers; ops on big1's INBOX ($BIG messages), loads on $USERS users × $MSGS messages for $DURATION"
 	echo "ms: lower is better; ops/s, sessions/s: higher is better; ratio letterbox/dovecot of the medians; per round: each round's median"
 	echo "load before: $UPTIME_BEFORE"

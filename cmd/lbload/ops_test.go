@@ -284,7 +284,7 @@ func TestReportPoolsRoundsAndDividesByBase(t *testing.T) {
 	}
 	ops := func(label string, samples ...float64) *opsResult {
 		return &opsResult{Kind: "ops", Label: label, Tag: "warm",
-			Ops: []opStats{{Name: "unseen", Command: "UID SEARCH UNSEEN", Messages: 7, Samples: samples}}}
+			Ops: []opStats{{Name: "unseen", Command: "UID SEARCH UNSEEN", Messages: 7, Samples: samples, ClientCPU: samples[0] / 10}}}
 	}
 	files := []string{
 		write("1.json", ops("letterbox", 40, 44)),
@@ -311,8 +311,8 @@ func TestReportPoolsRoundsAndDividesByBase(t *testing.T) {
 	}
 	fields := func(s string) string { return strings.Join(strings.Fields(s), " ") }
 	for i, want := range []string{
-		"run measure unit messages dovecot median (min–max) dovecot per round letterbox median (min–max) letterbox per round letterbox/dovecot errors",
-		"warm UID SEARCH UNSEEN ms 7 10.0 (8.00–12.0) 11.0 9.00 40.0 (36.0–44.0) 42.0 38.0 4.00× 0/0",
+		"run measure unit messages dovecot median (min–max) dovecot per round letterbox median (min–max) letterbox per round letterbox/dovecot client cpu ms errors",
+		"warm UID SEARCH UNSEEN ms 7 10.0 (8.00–12.0) 11.0 9.00 40.0 (36.0–44.0) 42.0 38.0 4.00× 0.90/3.80 0/0",
 		"load imap long, 10 clients, 10 users ops/s 200 (200–200) 200 300 (300–300) 300 1.50× 0/2",
 	} {
 		if got := fields(lines[i]); got != want {

@@ -66,6 +66,7 @@ type reportRow struct {
 	messages         map[string][]uint32
 	samples          map[string][]float64 // pooled over rounds
 	rounds           map[string][]float64 // one figure per round
+	clientCPU        map[string][]float64 // lbload's own CPU ms per op, each round's median
 	errors           map[string]int
 }
 
@@ -79,7 +80,8 @@ func (r *report) row(label, tag, name, title, unit string) *reportRow {
 	row := r.byKey[key]
 	if row == nil {
 		row = &reportRow{tag: tag, title: title, unit: unit, messages: make(map[string][]uint32),
-			samples: make(map[string][]float64), rounds: make(map[string][]float64), errors: make(map[string]int)}
+			samples: make(map[string][]float64), rounds: make(map[string][]float64),
+			clientCPU: make(map[string][]float64), errors: make(map[string]int)}
 		r.byKey[key] = row
 		r.rows = append(r.rows, row)
 	}
@@ -127,6 +129,7 @@ func (r *report) addOps(res *opsResult) {
 		row.samples[res.Label] = append(row.samples[res.Label], o.Samples...)
 		_, med, _ := summarize(o.Samples)
 		row.rounds[res.Label] = append(row.rounds[res.Label], med)
+		row.clientCPU[res.Label] = append(row.clientCPU[res.Label], o.ClientCPU)
 	}
 }
 
@@ -143,7 +146,8 @@ func (r *report) addLoad(res *loadResult) {
 }
 
 // write prints the table. Each server gets "median (min–max)" and its
-// rounds; the ratio is this server's median over base's.
+// rounds; the ratio is this server's median over base's; "client cpu" is
+// what lbload itself spent per op with each server (its floor).
 func (r *report) write(w io.Writer, base string) error {
 	labels := slices.Clone(r.labels)
 	if base != "" {
@@ -161,7 +165,7 @@ func (r *report) write(w io.Writer, base string) error {
 	for _, l := range labels[1:] {
 		head = append(head, l+"/"+labels[0])
 	}
-	head = append(head, "errors")
+	head = append(head, "client cpu ms", "errors")
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	for _, row := range r.rows {
 		cells := []string{row.tag, row.title, row.unit, row.messageCell(labels)}
@@ -182,11 +186,15 @@ func (r *report) write(w io.Writer, base string) error {
 			}
 			cells = append(cells, ratio(m/b))
 		}
-		var errs []string
+		var cpu, errs []string
 		for _, l := range labels {
+			if len(row.clientCPU[l]) > 0 {
+				_, m, _ := summarize(row.clientCPU[l])
+				cpu = append(cpu, num(m))
+			}
 			errs = append(errs, fmt.Sprint(row.errors[l]))
 		}
-		cells = append(cells, strings.Join(errs, "/"))
+		cells = append(cells, strings.Join(cpu, "/"), strings.Join(errs, "/"))
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	return tw.Flush()
