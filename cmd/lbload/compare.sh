@@ -259,7 +259,7 @@ say "machine after: $(uptime)"
 	echo "load before: $UPTIME_BEFORE"
 	echo "load after:  $(uptime)"
 	echo
-	"$LBLOAD" report -base dovecot "$RES"/1-*.json "$RES"/2-*.json "$RES"/3-*.json
+	"$LBLOAD" report -base dovecot "$RES"/[1-3]-*.json
 } | tee "$WORK/table.txt"
 if [ -n "${RESULTS:-}" ]; then
 	mkdir -p "$RESULTS"
