@@ -203,3 +203,34 @@ func TestInternalDateCached(t *testing.T) {
 		t.Errorf("internal date %v (%v), want %v", got, err, want)
 	}
 }
+
+// The save date (RFC 8514) is the time of the commit that added the
+// message, the same in every process; unknown for messages a rebuilt log
+// found already there.
+func TestSaveDate(t *testing.T) {
+	tmpl := filepath.Join(t.TempDir(), "{user}", "Maildir")
+	_, u := newUser(t, store.Options{PathTemplate: tmpl, NoWatch: true})
+	m := openBox(t, u, "INBOX")
+	before := time.Now()
+	uid, err := m.Append(context.Background(), strings.NewReader("Subject: x\n\ny\n"), store.AppendOptions{Date: time.Unix(1000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, ok := m.SaveDate(uid)
+	if !ok || saved.Before(before) || saved.After(time.Now()) {
+		t.Errorf("save date %v %v, want between %v and now", saved, ok, before)
+	}
+	_, u2 := newUser(t, store.Options{PathTemplate: tmpl, NoWatch: true})
+	m2 := openBox(t, u2, "INBOX")
+	uids(t, m2)
+	if other, ok := m2.SaveDate(uid); !ok || !other.Equal(saved) {
+		t.Errorf("another process: %v %v, want %v", other, ok, saved)
+	}
+	os.Remove(filepath.Join(u.Root(), "letterbox-log"))
+	_, u3 := newUser(t, store.Options{PathTemplate: tmpl, NoWatch: true})
+	m3 := openBox(t, u3, "INBOX")
+	uids(t, m3)
+	if d, ok := m3.SaveDate(uid); ok {
+		t.Errorf("after a rebuild: %v, want unknown", d)
+	}
+}
