@@ -8,6 +8,7 @@
 //	lbload flood -addr 127.0.0.1:1110 -conns 1000 -sources 50 -hold 10s -drip 1s
 //	lbload ops -addr 127.0.0.1:1993 -tls -user big1 -password pw -repeat 5     # single commands, one big INBOX
 //	lbload report -base dovecot RESULT.json...                                  # side-by-side table of -json results
+//	lbload idle -addr 127.0.0.1:1993 -tls -user u -password pw -conns 10000 -server-pid PID  # IDLE sessions, delivery fan-out
 //
 // The IMAP workload is a mail client's: after LOGIN and SELECT INBOX each
 // connection loops over listing flags, fetching headers of a window,
@@ -54,6 +55,8 @@ func main() {
 		err = runOps(os.Args[2:])
 	case "report":
 		err = runReport(os.Args[2:])
+	case "idle":
+		err = runIdle(os.Args[2:])
 	default:
 		usage()
 	}
@@ -64,7 +67,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: lbload gen|imap|pop3|flood|ops|report [flags]   (lbload CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: lbload gen|imap|pop3|flood|ops|report|idle [flags]   (lbload CMD -h for flags)")
 	os.Exit(2)
 }
 
