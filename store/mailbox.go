@@ -222,6 +222,12 @@ func (m *Mailbox) Subscribe(ctx context.Context, fn func(Change), view func(v *V
 	return cancel, nil
 }
 
+// Rescan lists the folder's directories whatever their stamps say, and
+// logs what differs from the index (for an admin who changed files by
+// hand on a file system whose directory times cannot be trusted). Every
+// process sharing the folder learns the result from the log.
+func (m *Mailbox) Rescan(ctx context.Context) error { return m.b.forceScan(ctx) }
+
 // Status sums up the mailbox.
 func (m *Mailbox) Status(ctx context.Context) (Status, error) {
 	var st Status
