@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,9 @@ import (
 // Transcripts: every command in every state, client line → exact server
 // lines. A script is "C: " lines (sent, with \r\n and {n+} literals
 // written out) and "S: " lines (the next server line, a literal's content
-// included), "S~ " for a prefix. ${NAME} stands for vars[NAME].
+// included), "S~ " for a prefix. ${NAME} stands for vars[NAME]; in an "S: "
+// line ${=NAME} matches a number and sets vars[NAME] to it, for values
+// the test cannot know before (a MODSEQ, which comes from the clock).
 
 func transcript(t *testing.T, c *rawClient, vars map[string]string, script string) {
 	t.Helper()
@@ -31,7 +34,12 @@ func transcript(t *testing.T, c *rawClient, vars map[string]string, script strin
 		case "C: ":
 			c.send(text)
 		case "S: ":
-			if got := c.line(); got != text {
+			got := c.line()
+			if strings.Contains(text, "${=") {
+				if !bindLine(vars, text, got) {
+					t.Fatalf("after the lines above:\n got  %q\n want %q", got, text)
+				}
+			} else if got != text {
 				t.Fatalf("after the lines above:\n got  %q\n want %q", got, text)
 			}
 		case "S~ ":
@@ -42,6 +50,32 @@ func transcript(t *testing.T, c *rawClient, vars map[string]string, script strin
 			t.Fatalf("bad script line %q", l)
 		}
 	}
+}
+
+var bindRE = regexp.MustCompile(`\$\{=([A-Za-z0-9_]+)\}`)
+
+// bindLine matches got against want, whose ${=NAME} stand for numbers
+// that are then set in vars.
+func bindLine(vars map[string]string, want, got string) bool {
+	var names []string
+	var re strings.Builder
+	re.WriteString("^")
+	rest := want
+	for _, m := range bindRE.FindAllStringSubmatchIndex(want, -1) {
+		re.WriteString(regexp.QuoteMeta(want[len(want)-len(rest) : m[0]]))
+		re.WriteString(`(\d+)`)
+		names = append(names, want[m[2]:m[3]])
+		rest = want[m[1]:]
+	}
+	re.WriteString(regexp.QuoteMeta(rest) + "$")
+	sub := regexp.MustCompile(re.String()).FindStringSubmatch(got)
+	if sub == nil {
+		return false
+	}
+	for i, n := range names {
+		vars[n] = sub[i+1]
+	}
+	return true
 }
 
 // uidValidity of a user's mailbox, for the scripts.
