@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/letterbox-mail/letterbox/store"
@@ -518,4 +519,50 @@ func TestQresyncClose(t *testing.T) {
 		S: k OK UNSELECT completed
 	`)
 	ascending(t, vars, "C1", "C2", "F3", "H2")
+}
+
+// TestQresyncUIDValidityChanged: a new UIDVALIDITY under a selected
+// mailbox (the store's Invalidated) ends the session rather than shrink
+// its view; a resynchronization with the old UIDVALIDITY is a plain
+// SELECT of the new mailbox (§3.2.5.1).
+func TestQresyncUIDValidityChanged(t *testing.T) {
+	e := newEnv(t)
+	e.appendN(2)
+	e.claimRecent("alice", "INBOX")
+	vars := e.state("alice", "INBOX").vars()
+	q := e.qresyncSession()
+	q.ok("s SELECT INBOX")
+	root := e.user("alice").Root()
+	uidlist := filepath.Join(root, "dovecot-uidlist")
+	data := string(readFile(t, uidlist))
+	newV := strconv.Itoa(int(num(t, vars, "V") + 1000))
+	data = strings.Replace(data, " V"+vars["V"]+" ", " V"+newV+" ", 1)
+	if err := os.WriteFile(uidlist, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "letterbox-log")); err != nil {
+		t.Fatal(err)
+	}
+	transcript(t, q, vars, `
+		C: a NOOP
+		S: * BYE Selected mailbox was deleted, renamed or renumbered, have to disconnect
+	`)
+	q.closed()
+	after := e.state("alice", "INBOX")
+	if strconv.Itoa(int(after.uidValidity)) != newV {
+		t.Fatalf("UIDVALIDITY %d, want %s", after.uidValidity, newV)
+	}
+	vars["V2"], vars["H2"] = newV, strconv.FormatUint(after.highest, 10)
+	transcript(t, e.qresyncSession(), vars, `
+		C: b SELECT INBOX (QRESYNC (${V} 1 1:2))
+		S: * 2 EXISTS
+		S: * 0 RECENT
+		S: * OK [UNSEEN 1] First unseen message
+		S: * OK [UIDVALIDITY ${V2}] UIDs valid
+		S: * OK [UIDNEXT 3] Predicted next UID
+		S: * OK [HIGHESTMODSEQ ${H2}] Highest
+		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Permanent flags
+		S: b OK [READ-WRITE] SELECT completed
+	`)
 }

@@ -13,8 +13,8 @@ import (
 // §7.4.1 EXPUNGE, §7.4.2 FETCH FLAGS, §7.2.6 FLAGS; RFC 9051 §7.4).
 //
 // Every session has one queue, fed by the store's change feed
-// (store.Mailbox.Watch) in the order the store made the changes, its own
-// included. The client's idea of the mailbox (view: the UIDs in sequence
+// (store.Mailbox.Subscribe, which gives the view SELECT answers from) in
+// the order the store made the changes, its own included. The client's idea of the mailbox (view: the UIDs in sequence
 // order) changes only when the queue is drained, at the points the RFC
 // allows: after a command (without EXPUNGE after FETCH, STORE and SEARCH)
 // and at once during IDLE. Each change is sent in store order, so:
@@ -105,13 +105,6 @@ func (q *updateQueue) putBack(e []queued) {
 	}
 	q.mu.Lock()
 	q.entries = append(append([]queued(nil), e...), q.entries...)
-	q.mu.Unlock()
-}
-
-// drop forgets everything queued: a view was just read that holds it.
-func (q *updateQueue) drop() {
-	q.mu.Lock()
-	q.entries = nil
 	q.mu.Unlock()
 }
 
