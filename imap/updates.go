@@ -14,10 +14,11 @@ import (
 //
 // Every session has one queue, fed by the store's change feed
 // (store.Mailbox.Subscribe, which gives the view SELECT answers from) in
-// the order the store made the changes, its own included. The client's idea of the mailbox (view: the UIDs in sequence
-// order) changes only when the queue is drained, at the points the RFC
-// allows: after a command (without EXPUNGE after FETCH, STORE and SEARCH)
-// and at once during IDLE. Each change is sent in store order, so:
+// the order the store made the changes, its own included. The client's
+// idea of the mailbox (view: the UIDs in sequence order) changes only
+// when the queue is drained, at the points the RFC allows: after a
+// command (without EXPUNGE after FETCH, STORE and SEARCH) and at once
+// during IDLE. Each change is sent in store order, so:
 //
 //   - a keyword is announced with "* FLAGS" before any FETCH uses it;
 //   - a message's flags are never older than a state the session was
