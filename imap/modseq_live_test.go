@@ -95,8 +95,7 @@ func TestCondstoreImapclient(t *testing.T) {
 
 // qrClient follows what a QRESYNC client knows of a mailbox from the
 // server's lines, and checks the server on the way: per message, MODSEQs
-// never go down (and one MODSEQ means one state); HIGHESTMODSEQ codes
-// never go down; VANISHED names no UID twice for one view.
+// never go down; VANISHED names no UID twice.
 type qrClient struct {
 	t       *testing.T
 	name    string
@@ -107,10 +106,11 @@ type qrClient struct {
 	last    []string
 	// vanished and changes count VANISHED and FETCH with MODSEQ.
 	vanished, changes int
+	gone              map[uint32]bool // UIDs a VANISHED (not EARLIER) named
 }
 
 func newQRClient(t *testing.T, name string) *qrClient {
-	return &qrClient{t: t, name: name, flags: map[uint32]string{}, modSeq: map[uint32]uint64{}}
+	return &qrClient{t: t, name: name, flags: map[uint32]string{}, modSeq: map[uint32]uint64{}, gone: map[uint32]bool{}}
 }
 
 var (
@@ -142,9 +142,10 @@ func (q *qrClient) line(l string) {
 		q.vanished++
 		for _, u := range expandSet(m[2]) {
 			if m[1] == "" {
-				if _, ok := q.flags[u]; !ok {
-					q.errorf("VANISHED %d, which the client does not have", u)
+				if q.gone[u] {
+					q.errorf("VANISHED %d twice", u)
 				}
+				q.gone[u] = true
 			}
 			delete(q.flags, u)
 		}
