@@ -53,6 +53,15 @@ var sessionSeeds = []string{
 	"a FETCH 1:4294967295 (FLAGS)\r\na FETCH 0 FLAGS\r\n",
 	"a STORE 1 FLAGS (\\Recent \\*)\r\n",
 	"GET / HTTP/1.1\r\n",
+	// CONDSTORE and QRESYNC (RFC 7162).
+	"a ENABLE CONDSTORE QRESYNC\r\nb SELECT INBOX (QRESYNC (1 1 1:5 (1,3 1,3)))\r\n",
+	"a SELECT INBOX (CONDSTORE)\r\nb EXAMINE INBOX (QRESYNC (1 1))\r\nc EXAMINE INBOX (QRESYNC (1 1 1:* (1 1)))\r\n",
+	"a FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE 1)\r\nb FETCH 1 BODY[] (CHANGEDSINCE 0 VANISHED)\r\n",
+	"a ENABLE QRESYNC\r\nb UID FETCH 1:*,$ (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n",
+	"a STORE 1:* (UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Seen)\r\nb UID STORE 1 (UNCHANGEDSINCE 0) FLAGS ($x)\r\n",
+	"a SEARCH MODSEQ \"/flags/\\\\draft\" all 5 OR MODSEQ 1 NOT MODSEQ 2\r\nb SEARCH RETURN (MIN MAX) MODSEQ 0\r\n",
+	"a STATUS INBOX (HIGHESTMODSEQ)\r\nb LIST \"\" * RETURN (STATUS (HIGHESTMODSEQ))\r\n",
+	"a ENABLE QRESYNC\r\nb STORE 1 +FLAGS (\\Deleted)\r\nc EXPUNGE\r\nd UID MOVE 2 Trash\r\ne CLOSE\r\n",
 }
 
 // fuzzModes are the states a fuzz input is sent in: from the first byte
