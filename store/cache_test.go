@@ -234,3 +234,38 @@ func TestSaveDate(t *testing.T) {
 		t.Errorf("after a rebuild: %v, want unknown", d)
 	}
 }
+
+// Expunges older than Options.ExpungeRetention are forgotten when the log
+// is next compacted: Expunged then says it cannot list everything since
+// an older MODSEQ (complete false), and still lists what it remembers.
+func TestExpungeRetention(t *testing.T) {
+	_, u := newUser(t, store.Options{NoWatch: true, ExpungeRetention: time.Nanosecond})
+	m := openBox(t, u, "INBOX")
+	ctx := context.Background()
+	all := appendN(t, m, 5)
+	var before uint64
+	m.Read(ctx, func(v *store.View) { before = v.HighestModSeq() })
+	if _, err := m.Expunge(ctx, store.ExpungeOptions{UIDs: all[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	if got, complete, _ := m.Expunged(ctx, before); !complete || fmt.Sprint(got) != fmt.Sprint(all[:2]) {
+		t.Fatalf("before compaction: %v complete=%v", got, complete)
+	}
+	// Enough records to compact the log (a quarter of a megabyte).
+	for i := 0; i < 3000; i++ {
+		op := []store.FlagOp{store.FlagsAdd, store.FlagsRemove}[i%2]
+		if _, err := m.SetFlags(ctx, all[2:3], op, store.FlagFlagged, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, complete, _ := m.Expunged(ctx, before)
+	if complete || len(got) != 0 {
+		t.Errorf("after compaction past the retention: %v complete=%v, want nothing remembered and complete=false", got, complete)
+	}
+	var now uint64
+	m.Read(ctx, func(v *store.View) { now = v.HighestModSeq() })
+	m.Expunge(ctx, store.ExpungeOptions{UIDs: all[3:4]})
+	if got, complete, _ := m.Expunged(ctx, now); !complete || fmt.Sprint(got) != fmt.Sprint(all[3:4]) {
+		t.Errorf("a new expunge: %v complete=%v", got, complete)
+	}
+}
