@@ -18,17 +18,20 @@ import (
 // The parts are decoded as the store reads the message, so literals stream
 // like a plain APPEND's; the total is held to APPENDLIMIT.
 
-// appendCatenate stores one message given as "CATENATE (" parts ")".
-func (s *session) appendCatenate(p *parser, mbox *store.Mailbox, opts store.AppendOptions) (uint32, error) {
+// appendCatenate stages one message given as "CATENATE (" parts ")".
+func (s *session) appendCatenate(p *parser, mbox *store.Mailbox, opts store.AppendOptions) (*store.Staged, error) {
 	p.sp()
 	p.expect('(')
 	cr := &catenateReader{s: s, p: p, left: opts.MaxSize}
 	opts.MaxSize = 0 // held by the reader
-	uid, err := mbox.Append(s.ctx, cr, opts)
+	st, err := mbox.Stage(cr, opts)
 	if cr.cur != nil {
 		cr.closeCur()
 	}
 	if cr.err != nil {
+		if st != nil {
+			st.Discard()
+		}
 		var pe *protoError
 		var se *syntaxError
 		var lr *literalRefused
@@ -36,24 +39,22 @@ func (s *session) appendCatenate(p *parser, mbox *store.Mailbox, opts store.Appe
 		case errors.As(cr.err, &lr):
 			panic(lr) // the dispatcher drains what is left of the command
 		case errors.As(cr.err, &pe), errors.As(cr.err, &se):
-			return 0, cr.err
+			return nil, cr.err
 		}
 		var ioe *ioError
 		if errors.As(cr.err, &ioe) {
-			return 0, ioe
+			return nil, ioe
 		}
-		return 0, cr.err
+		return nil, cr.err
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if cr.total == 0 {
-		if _, err := mbox.Expunge(s.ctx, store.ExpungeOptions{UIDs: []uint32{uid}, Origin: opts.Origin}); err != nil {
-			s.log.Error("imap: undo empty CATENATE", "err", err)
-		}
-		return 0, errEmptyMessage
+		st.Discard()
+		return nil, errEmptyMessage
 	}
-	return uid, nil
+	return st, nil
 }
 
 // catenateReader reads the parts one after the other, decoding the next

@@ -31,15 +31,16 @@ func (s *session) cmdAppend(cmd *command) error {
 		defer m.Close()
 		mbox = m
 	}
-	var uids []uint32
+	// MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): each message is
+	// staged as its literal arrives, and all go in together at the end;
+	// on any failure, a refused literal or a syntax error included, the
+	// staged ones are thrown away and no session sees any of them.
+	var staged []*store.Staged
 	done := false
 	defer func() {
-		// MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): on any
-		// failure, a refused literal or a syntax error included, the
-		// messages stored already go again.
-		if !done && len(uids) > 0 {
-			if _, err := mbox.Expunge(s.ctx, store.ExpungeOptions{UIDs: uids, Origin: origin}); err != nil {
-				s.log.Error("imap: undo MULTIAPPEND", "err", err)
+		if !done {
+			for _, st := range staged {
+				st.Discard()
 			}
 		}
 	}()
@@ -58,22 +59,26 @@ func (s *session) cmdAppend(cmd *command) error {
 			opts.Date = p.dateTime()
 			p.sp()
 		}
-		var uid uint32
+		var st *store.Staged
 		if p.takeFold("CATENATE") {
-			uid, err = s.appendCatenate(p, mbox, opts)
+			st, err = s.appendCatenate(p, mbox, opts)
 		} else {
-			uid, err = s.appendLiteral(p, mbox, opts)
+			st, err = s.appendLiteral(p, mbox, opts)
 		}
 		if err != nil {
 			return err
 		}
-		uids = append(uids, uid)
+		staged = append(staged, st)
 		if p.atEnd() {
 			break
 		}
 	}
 	p.end()
 	done = true
+	uids, err := mbox.AppendStaged(s.ctx, staged, origin)
+	if err != nil {
+		return err
+	}
 	v, err := s.uidValidity(mbox)
 	if err != nil {
 		return err
@@ -84,14 +89,14 @@ func (s *session) cmdAppend(cmd *command) error {
 
 var errEmptyMessage = no("", "Cannot save an empty message")
 
-// appendLiteral stores one message sent as a literal or literal8.
-func (s *session) appendLiteral(p *parser, mbox *store.Mailbox, opts store.AppendOptions) (uint32, error) {
+// appendLiteral stages one message sent as a literal or literal8.
+func (s *session) appendLiteral(p *parser, mbox *store.Mailbox, opts store.AppendOptions) (*store.Staged, error) {
 	if !p.atLiteral() {
 		p.fail("expected a message literal")
 	}
 	if p.trail.valid && p.trail.size <= opts.MaxSize {
 		if err := s.checkQuotaAdd(p.trail.size, 1); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	if p.trail.valid && p.trail.size > opts.MaxSize {
@@ -100,26 +105,26 @@ func (s *session) appendLiteral(p *parser, mbox *store.Mailbox, opts store.Appen
 	r := p.literalStream(opts.MaxSize, true)
 	if r.size == 0 {
 		p.finishStream()
-		return 0, errEmptyMessage
+		return nil, errEmptyMessage
 	}
 	if !r.binary {
 		// A literal that ends early (the client went away) must store
 		// nothing, whatever the reader makes of it.
 		opts.Size = r.size
 	}
-	uid, err := s.storeMessage(mbox, r, r.binary, opts)
+	st, err := s.stageMessage(mbox, r, r.binary, opts)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	p.finishStream()
-	return uid, nil
+	return st, nil
 }
 
-// storeMessage appends a message read from r; a literal8 has its binary
+// stageMessage stages a message read from r; a literal8 has its binary
 // parts converted (binconv.go).
-func (s *session) storeMessage(mbox *store.Mailbox, r io.Reader, binary bool, opts store.AppendOptions) (uint32, error) {
+func (s *session) stageMessage(mbox *store.Mailbox, r io.Reader, binary bool, opts store.AppendOptions) (*store.Staged, error) {
 	if !binary {
-		return mbox.Append(s.ctx, r, opts)
+		return mbox.Stage(r, opts)
 	}
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
@@ -130,8 +135,8 @@ func (s *session) storeMessage(mbox *store.Mailbox, r io.Reader, binary bool, op
 	// The converted message may grow (base64): the limit applies to what
 	// the client sent, checked when the literal was announced.
 	opts.MaxSize = 0
-	uid, err := mbox.Append(s.ctx, pr, opts)
+	st, err := mbox.Stage(pr, opts)
 	pr.CloseWithError(errors.New("imap: append ended"))
 	<-done
-	return uid, err
+	return st, err
 }

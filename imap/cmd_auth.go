@@ -224,11 +224,13 @@ func (s *session) cmdUnauthenticate(cmd *command) error {
 	return nil
 }
 
-// cmdEnable is RFC 5161 ENABLE. IMAP4rev2 (RFC 9051) and UTF8=ACCEPT (RFC
-// 6855) can be enabled; others are ignored.
+// cmdEnable is RFC 5161 ENABLE. IMAP4rev2 (RFC 9051), UTF8=ACCEPT (RFC
+// 6855), CONDSTORE and QRESYNC (RFC 7162 §3.1, §3.2.3; QRESYNC implies
+// CONDSTORE) can be enabled; others are ignored.
 func (s *session) cmdEnable(cmd *command) error {
 	p := cmd.p
 	var enabled []string
+	condstore := false
 	for p.maybeSP() {
 		c := strings.ToUpper(p.atom())
 		switch c {
@@ -238,6 +240,12 @@ func (s *session) cmdEnable(cmd *command) error {
 		case "UTF8=ACCEPT":
 			s.utf8 = true
 			enabled = append(enabled, "UTF8=ACCEPT")
+		case "CONDSTORE":
+			condstore = true
+			enabled = append(enabled, "CONDSTORE")
+		case "QRESYNC":
+			condstore, s.qresync = true, true
+			enabled = append(enabled, "QRESYNC")
 		}
 	}
 	p.end()
@@ -247,6 +255,9 @@ func (s *session) cmdEnable(cmd *command) error {
 		s.c.out.writeString(" " + e)
 	}
 	s.c.out.crlf()
+	if condstore {
+		s.enableCondstore()
+	}
 	return nil
 }
 

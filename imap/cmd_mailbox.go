@@ -132,6 +132,8 @@ func parseStatusItems(p *parser) *imap.StatusOptions {
 			o.AppendLimit = true
 		case "DELETED-STORAGE":
 			o.DeletedStorage = true
+		case "HIGHESTMODSEQ":
+			o.HighestModSeq = true // RFC 7162 §3.1.7
 		default:
 			p.fail("unknown STATUS item %s", w)
 		}
@@ -148,6 +150,9 @@ func (s *session) cmdStatus(cmd *command) error {
 	p.sp()
 	items := parseStatusItems(p)
 	p.end()
+	if items.HighestModSeq {
+		s.enableCondstore()
+	}
 	if err != nil {
 		return err
 	}
@@ -193,6 +198,7 @@ func (s *session) writeStatus(name string, items *imap.StatusOptions, st store.S
 	add(items.Size, "SIZE", st.Size)
 	add(items.AppendLimit, "APPENDLIMIT", s.srv.appendLimit())
 	add(items.DeletedStorage, "DELETED-STORAGE", st.DeletedSize)
+	add(items.HighestModSeq, "HIGHESTMODSEQ", int64(st.HighestModSeq))
 	add(items.NumRecent, "RECENT", int64(st.Recent))
 	o.writeString(" (" + strings.Join(parts, " ") + ")\r\n")
 }

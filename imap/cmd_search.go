@@ -32,6 +32,7 @@ type criteria struct {
 	smaller    int64 // 0 = unset
 	not        []criteria
 	or         [][2]criteria
+	modSeq     *imap.SearchCriteriaModSeq // RFC 7162 §3.1.5
 }
 
 // searchArgs is a decoded SEARCH.
@@ -43,6 +44,7 @@ type searchArgs struct {
 	partial  *partialRange // CONTEXT=SEARCH PARTIAL (RFC 5267 §4.4)
 	update   bool          // RETURN (UPDATE)
 	context  bool          // RETURN (CONTEXT)
+	modSeq   uint64        // the result's MODSEQ (RFC 7162 §3.1.6), 0 if none
 }
 
 // partialRange is PARTIAL first:last; negative counts from the end.
@@ -235,6 +237,8 @@ func parseKey(p *parser, c *criteria, uid bool, depth int) {
 	case "UID":
 		p.sp()
 		c.uidSets = append(c.uidSets, p.numSet(true))
+	case "MODSEQ":
+		parseSearchModSeq(p, c)
 	case "NOT":
 		p.sp()
 		var sub criteria
@@ -295,6 +299,9 @@ func (c *criteria) and(sub criteria) {
 	}
 	c.not = append(c.not, sub.not...)
 	c.or = append(c.or, sub.or...)
+	if sub.modSeq != nil && (c.modSeq == nil || sub.modSeq.ModSeq > c.modSeq.ModSeq) {
+		c.modSeq = sub.modSeq
+	}
 }
 
 // cmdSearch runs SEARCH or UID SEARCH over the client's view: messages
@@ -307,13 +314,17 @@ func (s *session) cmdSearch(cmd *command) error {
 	default:
 		return no("BADCHARSET", "Only UTF-8 and US-ASCII searches are supported")
 	}
+	if a.criteria.usesModSeq() {
+		s.enableCondstore()
+	}
 	if a.ret.ReturnSave {
 		s.searchRes = nil // RFC 5182 §2.1: a failed SEARCH leaves "$" empty
 	}
-	found, err := s.search(&a.criteria)
+	found, modSeqs, err := s.searchModSeq(&a.criteria)
 	if err != nil {
 		return err
 	}
+	a.modSeq = a.resultModSeq(found, modSeqs)
 	if a.update {
 		if err := s.startUpdate(cmd, &a, found); err != nil {
 			return err
@@ -328,6 +339,13 @@ func (s *session) cmdSearch(cmd *command) error {
 
 // search returns the messages of the view that match, in order.
 func (s *session) search(c *criteria) ([]target, error) {
+	found, _, err := s.searchModSeq(c)
+	return found, err
+}
+
+// searchModSeq is search that also returns the MODSEQ each message had
+// when it matched.
+func (s *session) searchModSeq(c *criteria) ([]target, []uint64, error) {
 	sel := s.sel
 	msgs := make([]store.Message, 0, len(sel.uids))
 	var view []target
@@ -340,7 +358,7 @@ func (s *session) search(c *criteria) ([]target, error) {
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sc := &searchCtx{s: s, sel: sel, now: time.Now(), saved: make(map[uint32]bool), fields: headerKeys(c)}
 	if n := len(sel.uids); n > 0 {
@@ -350,17 +368,19 @@ func (s *session) search(c *criteria) ([]target, error) {
 		sc.saved[u] = true
 	}
 	var found []target
+	var modSeqs []uint64
 	for i, t := range view {
 		sm := &searchMsg{t: t, msg: msgs[i], src: s.source(sel, t.uid)}
 		ok, err := sc.match(sm, c)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ok {
 			found = append(found, t)
+			modSeqs = append(modSeqs, msgs[i].ModSeq)
 		}
 	}
-	return found, nil
+	return found, modSeqs, nil
 }
 
 // savedResult is what SAVE keeps: with MIN or MAX but neither ALL nor
@@ -397,6 +417,9 @@ func (s *session) writeSearch(cmd *command, a *searchArgs, found []target) {
 		o.writeString("* SEARCH")
 		for _, t := range found {
 			o.writeString(" " + itoa(int(num(t))))
+		}
+		if a.modSeq > 0 {
+			o.writeString(" (MODSEQ " + utoa(a.modSeq) + ")")
 		}
 		o.crlf()
 		return
@@ -437,6 +460,9 @@ func (s *session) writeSearch(cmd *command, a *searchArgs, found []target) {
 			o.nilAtom()
 		}
 		o.byte1(')')
+	}
+	if a.modSeq > 0 {
+		o.writeString(" MODSEQ " + utoa(a.modSeq))
 	}
 	o.crlf()
 }

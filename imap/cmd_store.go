@@ -17,6 +17,9 @@ import (
 type storeArgs struct {
 	set   imap.NumSet
 	flags imap.StoreFlags
+	// UNCHANGEDSINCE (RFC 7162 §3.1.3).
+	unchangedSince uint64
+	unchanged      bool
 }
 
 func parseStore(p *parser, uid bool) storeArgs {
@@ -25,11 +28,15 @@ func parseStore(p *parser, uid bool) storeArgs {
 	a.set = p.numSet(uid)
 	p.sp()
 	if p.peek() == '(' {
-		// RFC 4466 store-modifiers; UNCHANGEDSINCE (RFC 7162) comes
-		// here with Store v2.
+		// RFC 4466 store-modifiers: UNCHANGEDSINCE (RFC 7162).
 		p.list(false, func() {
-			p.fail("unknown STORE modifier %s", p.word())
+			if w := p.word(); w != "UNCHANGEDSINCE" || a.unchanged {
+				p.fail("unknown or repeated STORE modifier %s", w)
+			}
+			p.sp()
+			a.unchangedSince, a.unchanged = p.number64(maxModSeq), true
 		})
+		p.sp()
 	}
 	switch {
 	case p.maybe('+'):
@@ -61,13 +68,18 @@ func parseStore(p *parser, uid bool) storeArgs {
 	return a
 }
 
-// cmdStore is STORE and UID STORE (RFC 3501 §6.4.6). Without .SILENT the
-// FLAGS of every message of the set are sent, changed or not; with it,
-// only those another session changed as well (RFC 3501 §6.4.6 note), so
-// the client's idea of the flags is right either way.
+// cmdStore is STORE and UID STORE (RFC 3501 §6.4.6), with UNCHANGEDSINCE
+// (RFC 7162 §3.1.3). Without .SILENT the FLAGS of every message of the
+// set are sent, changed or not; with it, only those another session
+// changed as well (RFC 3501 §6.4.6 note), so the client's idea of the
+// flags is right either way. Once CONDSTORE is enabled these carry UID
+// and MODSEQ, and even .SILENT reports the MODSEQ of what it changed.
 func (s *session) cmdStore(cmd *command) error {
 	a := parseStore(cmd.p, cmd.uid)
 	sel := s.sel
+	if a.unchanged {
+		s.enableCondstore()
+	}
 	if sel.readOnly {
 		return errReadOnly
 	}
@@ -86,8 +98,19 @@ func (s *session) cmdStore(cmd *command) error {
 	if len(targets) == 0 {
 		return nil
 	}
-	if _, err := sel.mbox.SetFlags(s.ctx, uidsOf(targets), op, f, kws, sel); err != nil {
+	var changed []store.Message
+	var failed []uint32
+	if a.unchanged {
+		changed, failed, err = sel.mbox.SetFlagsUnchangedSince(s.ctx, uidsOf(targets), op, f, kws, a.unchangedSince, sel)
+	} else {
+		changed, err = sel.mbox.SetFlags(s.ctx, uidsOf(targets), op, f, kws, sel)
+	}
+	if err != nil {
 		return err
+	}
+	mine := make(map[uint32]bool, len(changed))
+	for _, m := range changed {
+		mine[m.UID] = true
 	}
 	type result struct {
 		msg    store.Message
@@ -116,23 +139,35 @@ func (s *session) cmdStore(cmd *command) error {
 		r := results[i]
 		sel.shownAt[t.uid] = at
 		if a.flags.Silent && !r.others {
+			if s.condstore && mine[t.uid] {
+				s.writeModSeqFetch(t.seq, t.uid, r.msg.ModSeq)
+			}
 			continue
 		}
 		s.writeFlagsFetch(t.seq, t.uid, cmd.uid, r.msg)
 	}
+	if len(failed) > 0 {
+		cmd.okCode = s.modifiedCode(cmd.uid, failed)
+	}
 	return nil
 }
 
-// writeFlagsFetch writes "* n FETCH ([UID u ]FLAGS (...))".
+// writeFlagsFetch writes "* n FETCH ([UID u ]FLAGS (...)[ MODSEQ (m)])":
+// UID and MODSEQ are always there once CONDSTORE is enabled (RFC 7162
+// §3.2.4).
 func (s *session) writeFlagsFetch(seq int, uid uint32, withUID bool, m store.Message) {
 	s.announce(m.Keywords)
 	o := &s.c.out
 	o.writeString("* " + itoa(seq) + " FETCH (")
-	if withUID {
+	if withUID || s.condstore {
 		o.writeString("UID " + itoa(int(uid)) + " ")
 	}
 	o.writeString("FLAGS ")
 	writeFlags(o, s.sel.flagsOf(s, m.Flags, m.Keywords, uid))
+	if s.condstore {
+		o.sp()
+		s.writeModSeqItem(m.ModSeq)
+	}
 	o.writeString(")\r\n")
 }
 
@@ -174,8 +209,18 @@ func (s *session) cmdExpunge(cmd *command) error {
 		}
 		opts.UIDs = uidsOf(targets)
 	}
-	_, err := sel.mbox.Expunge(s.ctx, opts)
-	return err
+	removed, err := sel.mbox.Expunge(s.ctx, opts)
+	if err != nil {
+		return err
+	}
+	// The updates go out now, so that the tagged OK can carry the
+	// HIGHESTMODSEQ they bring the client to (RFC 7162 §3.2.7, §3.2.9).
+	if err := s.poll(true, false); err != nil {
+		return err
+	}
+	cmd.noPoll = true
+	cmd.okCode = s.highestModSeqCode(len(removed) > 0)
+	return nil
 }
 
 // openDest opens the target of COPY, MOVE or APPEND; a missing one is
@@ -252,8 +297,15 @@ func (s *session) cmdCopy(cmd *command) error {
 	}
 	code := "COPYUID " + itoa(int(v)) + " " + uidSetString(src) + " " + uidSetString(dstUIDs)
 	if move {
-		// RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs.
+		// RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs
+		// (VANISHED with QRESYNC, then HIGHESTMODSEQ in the tagged OK,
+		// §3.3, as EXPUNGE has it).
 		s.c.out.writeString("* OK [" + code + "] Moved\r\n")
+		if err := s.poll(true, false); err != nil {
+			return err
+		}
+		cmd.noPoll = true
+		cmd.okCode = s.highestModSeqCode(true)
 		return nil
 	}
 	cmd.okCode = code

@@ -144,31 +144,31 @@ func (c *checkedClient) run(cmd string) string {
 	}
 }
 
-func TestConcurrentSessionsStayInStep(t *testing.T) {
-	e := newEnv(t)
-	for i := 0; i < 10; i++ {
-		e.appendMsg("alice", "INBOX", msg(fmt.Sprint("start ", i)), 0)
-	}
-	// A second server with its own store over the same Maildir: another
-	// process as far as the store is concerned.
+// secondServer starts a second server with its own store over the same
+// Maildir (another process as far as the store is concerned) and returns
+// a dial function that logs in as alice there.
+func (e *testEnv) secondServer() func() *rawClient {
+	t := e.t
 	st2, err := store.Open(store.Options{PathTemplate: filepath.Join(e.dir, "mail", "{user}", "Maildir"), Hostname: "other"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st2.Close()
 	srv2 := &Server{Store: st2, Auth: e.auth, AllowInsecureAuth: true, Logger: e.srv.Logger,
 		panicHook: func(v any) { t.Errorf("panic in the second server: %v", v) }}
 	l2, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv2.Serve(l2)
-	defer func() {
+	done := make(chan struct{})
+	go func() { defer close(done); srv2.Serve(l2) }()
+	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv2.Shutdown(ctx)
-	}()
-	dial2 := func() *rawClient {
+		<-done
+		st2.Close()
+	})
+	return func() *rawClient {
 		conn, err := net.Dial("tcp", l2.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -177,6 +177,14 @@ func TestConcurrentSessionsStayInStep(t *testing.T) {
 		c.ok("l LOGIN alice secret")
 		return c
 	}
+}
+
+func TestConcurrentSessionsStayInStep(t *testing.T) {
+	e := newEnv(t)
+	for i := 0; i < 10; i++ {
+		e.appendMsg("alice", "INBOX", msg(fmt.Sprint("start ", i)), 0)
+	}
+	dial2 := e.secondServer()
 
 	keywords := []string{"$K1", "$K2", "$K3", "$K4", "$K5", "$K6"}
 	const workers, ops = 4, 40

@@ -59,6 +59,8 @@ var decodeArgs = map[string]func(p *parser, uid bool) any{
 		p.end()
 		return []any{name, *items}
 	},
+	"SELECT":  decodeSelect,
+	"EXAMINE": decodeSelect,
 	"LOGIN": func(p *parser, uid bool) any {
 		p.sp()
 		u := p.astring()
@@ -95,6 +97,17 @@ var decodeArgs = map[string]func(p *parser, uid bool) any{
 		p.end()
 		return append(out, string(b))
 	},
+}
+
+func decodeSelect(p *parser, uid bool) any {
+	p.sp()
+	name := p.astring()
+	var sp selectParams
+	if p.maybeSP() {
+		sp = parseSelectParams(p)
+	}
+	p.end()
+	return []any{name, sp}
 }
 
 // decodeCommand decodes one command from data. Continuation requests go
@@ -155,6 +168,8 @@ func FuzzDecoder(f *testing.F) {
 		"a APPEND INBOX (\\Seen) \" 1-Jan-2026 00:00:00 -0130\" ~{3+}\r\na\x00b\r\n",
 		"a FETCH 1 BODY[HEADER.FIELDS.NOT (A B \"C\" {1}\r\nD)]\r\n",
 		"a SEARCH RETURN (PARTIAL -1:-5 COUNT) OLDER 5 SENTON \"1-Feb-2026\"\r\n",
+		"a SELECT {5}\r\nINBOX (QRESYNC (7 9223372036854775807 1:3,9,5:6 (1,3:4 2,8:9)) CONDSTORE)\r\n",
+		"a SEARCH MODSEQ {12}\r\n/flags/\\Seen shared 0\r\n",
 	} {
 		f.Add([]byte(s))
 	}

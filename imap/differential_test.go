@@ -213,9 +213,22 @@ func (g gen) flags() []imap.Flag {
 	return out
 }
 
+// flags1 is one flag.
+func (g gen) flags1() imap.Flag {
+	for {
+		if f := g.flags(); len(f) > 0 {
+			return f[0]
+		}
+	}
+}
+
 func (g gen) fetchOptions() *imap.FetchOptions {
 	o := &imap.FetchOptions{
 		Envelope: g.chance(), Flags: g.chance(), InternalDate: g.chance(), RFC822Size: g.chance(), UID: g.rarely(),
+		ModSeq: g.rarely(),
+	}
+	if g.rarely() {
+		o.ChangedSince = g.modSeq()
 	}
 	if g.rarely() {
 		o.BodyStructure = &imap.FetchItemBodyStructure{Extended: g.chance()}
@@ -252,10 +265,18 @@ func (g gen) fetchOptions() *imap.FetchOptions {
 		o.BinarySectionSize = append(o.BinarySectionSize, &imap.FetchItemBinarySectionSize{Part: g.part()})
 	}
 	if !o.Envelope && !o.Flags && !o.InternalDate && !o.RFC822Size && o.BodyStructure == nil && len(o.BodySection) == 0 &&
-		len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0 {
+		len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0 && !o.ModSeq {
 		o.Flags = true // no empty item list
 	}
 	return o
+}
+
+// modSeq is a MODSEQ of any size RFC 7162 allows (63 bits), above 0.
+func (g gen) modSeq() uint64 {
+	if g.chance() {
+		return 1 + uint64(g.r.Int64N(1<<62))
+	}
+	return 1 + uint64(g.n(1000))
 }
 
 func (g gen) date() time.Time {
@@ -300,6 +321,16 @@ func (g gen) criteria(depth int) imap.SearchCriteria {
 	if g.rarely() {
 		c.Smaller = int64(1 + g.n(1<<30))
 	}
+	if g.rarely() {
+		c.ModSeq = &imap.SearchCriteriaModSeq{ModSeq: g.modSeq()}
+		if g.chance() {
+			c.ModSeq.ModSeq = 0
+		}
+		if g.chance() {
+			c.ModSeq.MetadataName = "/flags/" + string(g.flags1())
+			c.ModSeq.MetadataType = imap.SearchCriteriaMetadataType(g.pick([]string{"priv", "shared", "all"}))
+		}
+	}
 	if depth < 2 {
 		for i, n := 0, g.n(2); i < n; i++ {
 			c.Not = append(c.Not, g.criteria(depth+1))
@@ -316,7 +347,7 @@ func (c *criteria) toIMAP() imap.SearchCriteria {
 	out := imap.SearchCriteria{
 		Since: c.since, Before: c.before, SentSince: c.sentSince, SentBefore: c.sentBefore,
 		Header: c.header, Body: c.body, Text: c.text, Flag: c.flag, NotFlag: c.notFlag,
-		Larger: c.larger, Smaller: c.smaller,
+		Larger: c.larger, Smaller: c.smaller, ModSeq: c.modSeq,
 	}
 	for _, s := range c.seqSets {
 		out.SeqNum = append(out.SeqNum, s.(imap.SeqSet))
@@ -429,10 +460,26 @@ func FuzzDifferential(f *testing.F) {
 		if len(sf.Flags) == 0 {
 			sf.Flags = []imap.Flag{imap.FlagSeen}
 		}
-		cl.Store(set, sf, nil).Close()
+		var sto *imap.StoreOptions
+		if g.chance() {
+			sto = &imap.StoreOptions{UnchangedSince: g.modSeq()}
+		}
+		cl.Store(set, sf, sto).Close()
 		st := fs.await(t).args.(storeArgs)
-		if canon(st.flags) != canon(*sf) || st.set.String() != set.String() {
-			t.Fatalf("STORE:\n got  %s\n want %s", canon(st.flags), canon(*sf))
+		if canon(st.flags) != canon(*sf) || st.set.String() != set.String() || (sto != nil) != st.unchanged ||
+			sto != nil && sto.UnchangedSince != st.unchangedSince {
+			t.Fatalf("STORE:\n got  %s %d\n want %s %+v", canon(st.flags), st.unchangedSince, canon(*sf), sto)
+		}
+
+		// SELECT and EXAMINE, with CONDSTORE.
+		sel := &imap.SelectOptions{ReadOnly: g.chance(), CondStore: g.chance()}
+		mbox := g.word(atomChars+"/ äöü€日本", 10)
+		cl.Select(mbox, sel).Wait()
+		sd := fs.await(t)
+		sargs0 := sd.args.([]any)
+		if got, _ := decodeMUTF7(sargs0[0].(string)); got != mbox || sargs0[1].(selectParams).condstore != sel.CondStore ||
+			(sd.name == "EXAMINE") != sel.ReadOnly {
+			t.Fatalf("SELECT:\n got  %s %q %+v\n want %q %+v", sd.name, got, sargs0[1], mbox, sel)
 		}
 
 		// LIST, with names in modified UTF-7.
@@ -452,7 +499,8 @@ func FuzzDifferential(f *testing.F) {
 
 		// STATUS.
 		so := &imap.StatusOptions{NumMessages: g.chance(), UIDNext: g.chance(), UIDValidity: g.chance(),
-			NumUnseen: g.chance(), NumDeleted: g.chance(), Size: g.chance(), AppendLimit: g.chance(), DeletedStorage: g.chance()}
+			NumUnseen: g.chance(), NumDeleted: g.chance(), Size: g.chance(), AppendLimit: g.chance(), DeletedStorage: g.chance(),
+			HighestModSeq: g.chance()}
 		if *so == (imap.StatusOptions{}) {
 			so.NumMessages = true
 		}

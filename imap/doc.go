@@ -22,6 +22,10 @@
 //     SORT=DISPLAY (keys from the store's cache, i;ascii-casemap)
 //   - RFC 5267 ESORT, CONTEXT=SEARCH and CONTEXT=SORT
 //   - RFC 9208 QUOTA (STORAGE and MESSAGE, when a limit is set)
+//   - RFC 7162 CONDSTORE and QRESYNC, on the store's MODSEQs and expunge
+//     log (condstore.go, qresync.go). HIGHESTMODSEQ is sent on SELECT once
+//     CONDSTORE is enabled, as Dovecot does; past the log's memory of
+//     expunges, VANISHED (EARLIER) names every missing UID asked about
 //   - RFC 2595/RFC 8314 STARTTLS and implicit TLS
 //
 // # Shape

@@ -27,7 +27,8 @@ func TestMultiAppend(t *testing.T) {
 		S: a OK [APPENDUID ${V} 1:2] APPEND completed
 	`)
 	// All or nothing (RFC 3502): the second message is too big, so the
-	// first is not kept either.
+	// first is not kept either; it never entered the mailbox, so no UID
+	// was spent on it and no session saw it come and go.
 	big := strings.Repeat("x", 2000)
 	c.sendRaw("b APPEND INBOX {" + itoa(len(m1)) + "+}\r\n" + m1 + " {" + itoa(len(big)) + "+}\r\n" + big + "\r\n")
 	if _, tagged := c.until("b"); !strings.HasPrefix(tagged, "b NO [TOOBIG]") {
@@ -35,14 +36,14 @@ func TestMultiAppend(t *testing.T) {
 	}
 	transcript(t, c, map[string]string{"V": v}, `
 		C: c STATUS INBOX (MESSAGES UIDNEXT)
-		S: * STATUS INBOX (MESSAGES 2 UIDNEXT 4)
+		S: * STATUS INBOX (MESSAGES 2 UIDNEXT 3)
 		S: c OK STATUS completed
 		C: d SELECT INBOX
 		S: * 2 EXISTS
 		S: * 2 RECENT
 		S: * OK [UNSEEN 2] First unseen message
 		S: * OK [UIDVALIDITY ${V}] UIDs valid
-		S: * OK [UIDNEXT 4] Predicted next UID
+		S: * OK [UIDNEXT 3] Predicted next UID
 		S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Work)
 		S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Work \*)] Permanent flags
 		S: d OK [READ-WRITE] SELECT completed

@@ -26,6 +26,7 @@ const (
 	itemBinary        // BINARY[...], BINARY.PEEK[...]
 	itemBinarySize    // BINARY.SIZE[...]
 	itemPreview       // PREVIEW
+	itemModSeq        // MODSEQ (RFC 7162 §3.1.4.2)
 )
 
 type fetchItem struct {
@@ -44,6 +45,13 @@ type fetchArgs struct {
 	items []fetchItem
 	opts  imap.FetchOptions
 	needs *need // what the items need of a message (need())
+
+	// RFC 7162 modifiers: CHANGEDSINCE (§3.1.4.1), VANISHED (§3.2.6).
+	changedSince    uint64
+	hasChangedSince bool
+	vanished        bool
+	// unshown: messages whose FLAGS go with their MODSEQ (condstore.go).
+	unshown map[uint32]bool
 }
 
 func parseFetch(p *parser, uid bool) fetchArgs {
@@ -72,13 +80,24 @@ func parseFetch(p *parser, uid bool) fetchArgs {
 		}
 	}
 	if p.maybeSP() {
-		// RFC 4466 fetch-modifiers; CHANGEDSINCE and VANISHED (RFC
-		// 7162) come here with Store v2.
+		// RFC 4466 fetch-modifiers: CHANGEDSINCE and VANISHED (RFC 7162).
 		p.list(false, func() {
-			p.fail("unknown FETCH modifier %s", p.word())
+			switch w := p.word(); {
+			case w == "CHANGEDSINCE" && !a.hasChangedSince:
+				p.sp()
+				a.changedSince, a.hasChangedSince = p.number64(maxModSeq), true
+				a.opts.ChangedSince = a.changedSince
+			case w == "VANISHED" && !a.vanished:
+				a.vanished = true
+			default:
+				p.fail("unknown or repeated FETCH modifier %s", w)
+			}
 		})
 	}
 	p.end()
+	if a.hasChangedSince {
+		a.add(fetchItem{kind: itemModSeq, name: "MODSEQ"}) // §3.1.4.1: implied
+	}
 	if uid {
 		a.add(fetchItem{kind: itemUID, name: "UID"})
 		a.opts.UID = true
@@ -151,6 +170,9 @@ func (a *fetchArgs) addItem(p *parser, w string) {
 		it := fetchItem{kind: itemBinary, name: "BINARY" + name, part: part, peek: w == "BINARY.PEEK", partial: parsePartial(p)}
 		a.add(it)
 		a.opts.BinarySection = append(a.opts.BinarySection, &imap.FetchItemBinarySection{Part: part, Partial: it.partial, Peek: it.peek})
+	case "MODSEQ":
+		a.add(fetchItem{kind: itemModSeq, name: w})
+		a.opts.ModSeq = true
 	case "PREVIEW":
 		if p.maybeSP() {
 			// RFC 8970 §3: PREVIEW (LAZY); we always have it.

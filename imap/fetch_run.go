@@ -16,7 +16,15 @@ import (
 // the store's feed.
 func (s *session) cmdFetch(cmd *command) error {
 	a := parseFetch(cmd.p, cmd.uid)
+	if err := s.fetchModifiers(cmd, &a); err != nil {
+		return err
+	}
 	sel := s.sel
+	if a.vanished {
+		if err := s.writeFetchVanished(a.set, a.changedSince); err != nil {
+			return err
+		}
+	}
 	targets := s.resolve(a.set)
 	if len(targets) == 0 {
 		return nil
@@ -54,6 +62,9 @@ func (s *session) cmdFetch(cmd *command) error {
 				msgs[i], present[i] = v.At(j), true
 			}
 		}
+		if a.showsModSeq() && !showFlagsRequested(&a) {
+			a.unshown = sel.q.unshownFlags(sel.shownAt)
+		}
 	})
 	if err != nil {
 		return err
@@ -62,6 +73,9 @@ func (s *session) cmdFetch(cmd *command) error {
 	for i, t := range targets {
 		if !present[i] {
 			continue // expunged; the client will be told
+		}
+		if !a.changed(msgs[i]) {
+			continue // CHANGEDSINCE
 		}
 		ok, err := s.fetchOne(&a, t, msgs[i], seen[t.uid], at)
 		if err != nil {
@@ -112,16 +126,20 @@ func (s *session) fetchOne(a *fetchArgs, t target, m store.Message, seenNow bool
 		return false, err
 	}
 	o := &s.c.out
-	showFlags := seenNow
+	addFlags := seenNow || a.unshown[t.uid]
+	showFlags := addFlags
+	hasUID := false
 	for _, it := range a.items {
-		if it.kind == itemFlags {
-			showFlags = true
-		}
+		showFlags = showFlags || it.kind == itemFlags
+		hasUID = hasUID || it.kind == itemUID
 	}
 	if showFlags {
 		s.announce(m.Keywords)
 		s.sel.shownAt[t.uid] = at
 	}
+	// RFC 7162 §3.2.4: setting \Seen is a change the response reports
+	// with UID and MODSEQ once CONDSTORE is enabled.
+	implied := seenNow && s.condstore
 	o.writeString("* " + itoa(t.seq) + " FETCH (")
 	first := true
 	sep := func() {
@@ -130,11 +148,9 @@ func (s *session) fetchOne(a *fetchArgs, t target, m store.Message, seenNow bool
 		}
 		first = false
 	}
-	for _, it := range a.items {
-		if it.kind == itemUID {
-			sep()
-			o.writeString("UID " + itoa(int(t.uid)))
-		}
+	if hasUID || implied {
+		sep()
+		o.writeString("UID " + itoa(int(t.uid)))
 	}
 	for i, it := range a.items {
 		switch it.kind {
@@ -180,12 +196,19 @@ func (s *session) fetchOne(a *fetchArgs, t target, m store.Message, seenNow bool
 			sep()
 			o.writeString("PREVIEW ")
 			o.str(pr.preview)
+		case itemModSeq:
+			sep()
+			s.writeModSeqItem(m.ModSeq)
 		}
 	}
-	if seenNow && !showFlagsRequested(a) {
+	if addFlags && !showFlagsRequested(a) {
 		sep()
 		o.writeString("FLAGS ")
 		writeFlags(o, s.sel.flagsOf(s, m.Flags, m.Keywords, t.uid))
+	}
+	if implied && !a.showsModSeq() {
+		sep()
+		s.writeModSeqItem(m.ModSeq)
 	}
 	o.writeString(")\r\n")
 	return true, nil

@@ -4,13 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"time"
-
-	"github.com/letterbox-mail/letterbox/store"
 )
-
-// idleCheck is how often IDLE looks at the disk itself, for changes the
-// store's inotify watch cannot see (NFS, other hosts).
-const idleCheck = 10 * time.Second
 
 // cmdIdle is RFC 2177 IDLE. One goroutine does it all: it waits for DONE
 // with a read deadline at the next keepalive, and a change of the
@@ -29,7 +23,6 @@ func (s *session) cmdIdle(cmd *command) error {
 	}
 	keepalive := orDefault(s.srv.IdleKeepalive, DefaultIdleKeepalive)
 	nextKeepalive := time.Now().Add(keepalive)
-	nextCheck := time.Now().Add(idleCheck)
 	if s.sel != nil {
 		s.sel.q.setWake(c.wake)
 		defer s.sel.q.setWake(nil)
@@ -49,16 +42,11 @@ func (s *session) cmdIdle(cmd *command) error {
 		if c.out.flush() != nil {
 			return errConnClosed
 		}
-		if s.sel != nil && !now.Before(nextCheck) {
-			// Changes inotify cannot see (NFS, other hosts).
-			s.sel.mbox.Read(s.ctx, func(*store.View) {})
-			nextCheck = now.Add(idleCheck)
-			continue
-		}
+		// Changes made elsewhere (other processes, other hosts) come by
+		// the feed: the store follows the change log of every folder a
+		// session waits on (store.Options.PollInterval), so a session in
+		// IDLE never looks at the disk itself.
 		deadline := nextKeepalive
-		if s.sel != nil && nextCheck.Before(deadline) {
-			deadline = nextCheck
-		}
 		if s.sel != nil && s.sel.q.pending() {
 			continue
 		}
@@ -116,8 +104,6 @@ func (s *session) idleCompressed(cmd *command) error {
 	}
 	keepalive := time.NewTicker(orDefault(s.srv.IdleKeepalive, DefaultIdleKeepalive))
 	defer keepalive.Stop()
-	check := time.NewTicker(idleCheck)
-	defer check.Stop()
 	for {
 		if s.sel != nil {
 			if err := s.poll(true, true); err != nil {
@@ -147,10 +133,6 @@ func (s *session) idleCompressed(cmd *command) error {
 			cmd.okText = "IDLE terminated"
 			return nil
 		case <-notify:
-		case <-check.C:
-			if s.sel != nil {
-				s.sel.mbox.Read(s.ctx, func(*store.View) {})
-			}
 		case <-keepalive.C:
 			c.out.writeString("* OK Still here\r\n")
 		case <-s.ctx.Done():

@@ -32,6 +32,21 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	a.ok("a NOOP")
 }
 
+// A flood of refused connections is one log line a minute, not one each.
+func TestRefusalsLoggedSparingly(t *testing.T) {
+	e := newEnv(t, withServer(func(s *Server) { s.MaxConnectionsPerIP = 1 }))
+	a := e.dial().greeted()
+	for i := 0; i < 5; i++ {
+		c := e.dial()
+		c.expect("* BYE [UNAVAILABLE] Too many connections from your address")
+		c.closed()
+	}
+	a.ok("a NOOP")
+	if n := strings.Count(e.logs.String(), "imap: connection refused"); n != 1 {
+		t.Errorf("%d log lines for 5 refusals:\n%s", n, e.logs.String())
+	}
+}
+
 func TestMaxConnectionsPerUser(t *testing.T) {
 	// The default allows Thunderbird's five.
 	e := newEnv(t, withServer(func(s *Server) { s.MaxConnectionsPerUser = 0 }))

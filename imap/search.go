@@ -67,6 +67,9 @@ func (sc *searchCtx) match(m *searchMsg, c *criteria) (bool, error) {
 			return false, nil
 		}
 	}
+	if c.modSeq != nil && msg.ModSeq < c.modSeq.ModSeq {
+		return false, nil // RFC 7162 §3.1.5
+	}
 	if c.larger > 0 && msg.Size <= c.larger {
 		return false, nil
 	}

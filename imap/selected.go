@@ -28,7 +28,10 @@ type selected struct {
 	// shownAt is, per message, the queue position its flags were last
 	// shown at in a FETCH or STORE response.
 	shownAt map[uint32]uint64
-	gone    bool
+	// highestModSeq is the HIGHESTMODSEQ the client was told of (RFC
+	// 7162): every change up to it has been sent (condstore.go).
+	highestModSeq uint64
+	gone          bool
 	// claimPending: messages came during IDLE, \Recent not yet claimed.
 	claimPending bool
 	// live are the searches kept alive (CONTEXT=SEARCH UPDATE).
@@ -36,21 +39,23 @@ type selected struct {
 }
 
 // cmdSelect is SELECT and EXAMINE (RFC 3501 §6.3.1, §6.3.2; RFC 9051
-// §6.3.2). The session watches the mailbox before it reads it, and drops
-// what was queued while reading: the answer and the queue start from the
-// same state.
+// §6.3.2) with the CONDSTORE and QRESYNC parameters (RFC 7162 §3.1.8,
+// §3.2.5). The session subscribes to the mailbox's feed and answers from
+// the view the feed starts from: the answer and the updates that follow
+// fit exactly.
 func (s *session) cmdSelect(cmd *command) error {
 	p := cmd.p
 	p.sp()
 	name, err := s.mailbox(p)
+	var params selectParams
 	if p.maybeSP() {
-		// RFC 4466 select-params; CONDSTORE and QRESYNC (RFC 7162)
-		// come here with Store v2.
-		p.list(false, func() {
-			p.fail("unknown SELECT parameter %s", p.word())
-		})
+		params = parseSelectParams(p) // RFC 4466 select-params
 	}
 	p.end()
+	qr := params.qresync
+	if qr != nil && !s.qresync {
+		return bad("", "QRESYNC needs ENABLE QRESYNC first") // RFC 7162 §3.2.3
+	}
 	if s.sel != nil {
 		s.unselect()
 		s.state = stateAuth
@@ -59,6 +64,9 @@ func (s *session) cmdSelect(cmd *command) error {
 	}
 	if err != nil {
 		return err
+	}
+	if params.condstore || qr != nil {
+		s.condstore = true // the answer has HIGHESTMODSEQ
 	}
 	readOnly := cmd.name == "EXAMINE"
 	mbox, err := s.user.Open(s.ctx, name)
@@ -73,25 +81,15 @@ func (s *session) cmdSelect(cmd *command) error {
 		recent:   make(map[uint32]bool),
 		shownAt:  make(map[uint32]uint64),
 	}
-	_, sel.cancelWatch = mbox.Watch(sel.q.push)
-	if !readOnly {
-		uids, err := mbox.ClaimRecent(s.ctx)
-		if err != nil {
-			sel.release()
-			return err
-		}
-		for _, u := range uids {
-			sel.recent[u] = true
-		}
-	}
 	var (
 		exists, recent, firstUnseen int
 		uidNext                     uint32
 		canCreate                   bool
+		changed                     []resyncMsg
 	)
-	err = mbox.Read(s.ctx, func(v *store.View) {
-		sel.q.drop()
+	sel.cancelWatch, err = mbox.Subscribe(s.ctx, sel.q.push, func(v *store.View) {
 		sel.uidValidity = v.UIDValidity()
+		sel.highestModSeq = v.HighestModSeq()
 		sel.keywords = append([]string(nil), v.Keywords()...)
 		exists = v.Len()
 		sel.uids = make([]uint32, exists)
@@ -101,16 +99,39 @@ func (s *session) cmdSelect(cmd *command) error {
 			if firstUnseen == 0 && !m.Flags.Has(store.FlagSeen) {
 				firstUnseen = i + 1
 			}
-			if sel.recent[m.UID] || (readOnly && m.Recent) {
+			if readOnly && m.Recent {
 				recent++
 			}
 		}
 		uidNext = v.UIDNext()
 		canCreate = v.CanCreateKeywords()
+		if qr != nil && qr.uidValidity == sel.uidValidity {
+			changed = qr.changedSince(v)
+		}
 	})
 	if err != nil {
-		sel.release()
+		mbox.Close()
 		return err
+	}
+	if !readOnly {
+		// Claimed after subscribing: a message that comes meanwhile is
+		// claimed here and counted when its EXISTS is sent.
+		uids, err := mbox.ClaimRecent(s.ctx)
+		if err != nil {
+			sel.release()
+			return err
+		}
+		for _, u := range uids {
+			sel.recent[u] = true
+		}
+		recent = sel.recentCount()
+	}
+	var vanished uidRanges
+	if qr != nil && qr.uidValidity == sel.uidValidity {
+		if vanished, err = s.resyncVanished(sel, qr, uidNext); err != nil {
+			sel.release()
+			return err
+		}
 	}
 	sel.recentShown = recent
 	s.sel, s.state, s.searchRes = sel, stateSelected, nil
@@ -125,6 +146,9 @@ func (s *session) cmdSelect(cmd *command) error {
 	}
 	o.writeString("* OK [UIDVALIDITY " + itoa(int(sel.uidValidity)) + "] UIDs valid\r\n")
 	o.writeString("* OK [UIDNEXT " + itoa(int(uidNext)) + "] Predicted next UID\r\n")
+	if s.condstore {
+		s.writeHighestModSeq() // RFC 7162 §3.1.2.1
+	}
 	o.writeString("* FLAGS ")
 	writeFlags(o, mailboxFlags(sel.keywords))
 	o.crlf()
@@ -145,6 +169,7 @@ func (s *session) cmdSelect(cmd *command) error {
 		s.writeName(name)
 		o.crlf()
 	}
+	s.writeResync(vanished, changed)
 	if readOnly {
 		cmd.okCode = "READ-ONLY"
 	} else {
@@ -174,13 +199,18 @@ func (s *session) unselect() {
 }
 
 // cmdClose is CLOSE (RFC 3501 §6.4.2: expunges silently, not in a
-// mailbox opened with EXAMINE) and UNSELECT (RFC 3691).
+// mailbox opened with EXAMINE; with QRESYNC the tagged OK has the
+// HIGHESTMODSEQ, RFC 7162 §3.2.8) and UNSELECT (RFC 3691).
 func (s *session) cmdClose(cmd *command) error {
 	cmd.p.end()
 	sel := s.sel
 	if cmd.name == "CLOSE" && !sel.readOnly {
-		if _, err := sel.mbox.Expunge(s.ctx, store.ExpungeOptions{OnlyDeleted: true, Origin: sel}); err != nil {
+		removed, err := sel.mbox.Expunge(s.ctx, store.ExpungeOptions{OnlyDeleted: true, Origin: sel})
+		if err != nil {
 			return err
+		}
+		if s.qresync && len(removed) > 0 {
+			cmd.okCode = "HIGHESTMODSEQ " + utoa(s.closingModSeq())
 		}
 	}
 	s.unselect()

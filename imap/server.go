@@ -171,9 +171,13 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	perIP     map[netip.Addr]int
-	perUser   map[string]int
-	closing   bool
-	wg        sync.WaitGroup
+	// Refusals are logged at most once a minute, with a count: a flood
+	// must not turn into a flood of log lines.
+	refusedLoggedAt time.Time
+	refusedSince    int
+	perUser         map[string]int
+	closing         bool
+	wg              sync.WaitGroup
 
 	// panicHook, if set, is called with every panic recovered in a
 	// connection (tests make it fail).
@@ -316,10 +320,10 @@ func (s *Server) admit(raw net.Conn) (*conn, string) {
 	case s.closing:
 		return nil, "Server shutting down"
 	case len(s.conns) >= orDefault(s.MaxConnections, DefaultMaxConnections):
-		s.log.Warn("imap: connection refused: too many connections", "ip", ip)
+		s.logRefusal("too many connections", ip)
 		return nil, "Too many connections, try again later"
 	case s.perIP[ip] >= orDefault(s.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP):
-		s.log.Warn("imap: connection refused: too many connections from this address", "ip", ip)
+		s.logRefusal("too many connections from this address", ip)
 		return nil, "Too many connections from your address"
 	}
 	c := newConn(s, raw, ip, s.nextID.Add(1))
@@ -327,6 +331,16 @@ func (s *Server) admit(raw net.Conn) (*conn, string) {
 	s.perIP[ip]++
 	s.wg.Add(1)
 	return c, ""
+}
+
+// logRefusal logs a refused connection, or counts it if one was logged
+// less than a minute ago. s.mu is held.
+func (s *Server) logRefusal(reason string, ip netip.Addr) {
+	s.refusedSince++
+	if now := time.Now(); s.refusedLoggedAt.IsZero() || now.Sub(s.refusedLoggedAt) >= time.Minute {
+		s.log.Warn("imap: connection refused", "reason", reason, "ip", ip, "refused_since_last_logged", s.refusedSince)
+		s.refusedLoggedAt, s.refusedSince = now, 0
+	}
 }
 
 // refuse says why and hangs up, without ever reading.

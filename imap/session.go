@@ -31,6 +31,13 @@ type session struct {
 
 	rev2 bool // ENABLE IMAP4rev2 (RFC 9051)
 	utf8 bool // ENABLE UTF8=ACCEPT (RFC 6855)
+	// condstore: a CONDSTORE-enabling command was run (RFC 7162 §3.1);
+	// qresync: ENABLE QRESYNC (§3.2.3), which implies condstore.
+	condstore bool
+	qresync   bool
+	// modSeqShown: a FETCH response of the running command carried a
+	// MODSEQ (condstore.go, RFC 7162 §3.2.4 on delayed expunges).
+	modSeqShown bool
 
 	sel       *selected
 	searchRes []uint32 // RFC 5182 "$": UIDs saved by SEARCH RETURN (SAVE)
@@ -86,7 +93,7 @@ func (s *session) capabilities() string {
 		}
 		return strings.Join(caps, " ")
 	}
-	caps := authenticatedCaps + " APPENDLIMIT=" + strconv.FormatInt(s.srv.appendLimit(), 10)
+	caps := authenticatedCaps + " " + condstoreCaps + " APPENDLIMIT=" + strconv.FormatInt(s.srv.appendLimit(), 10)
 	if !s.c.compressed {
 		caps += " COMPRESS=DEFLATE"
 	}
@@ -156,6 +163,7 @@ func (s *session) logoutUser() {
 	s.log.Info("imap: unauthenticate")
 	s.username, s.user, s.releaseUser = "", nil, nil
 	s.rev2, s.utf8, s.c.out.utf8 = false, false, false
+	s.condstore, s.qresync = false, false
 	s.state = stateNotAuth
 	s.log = s.connLog()
 	if o := s.srv.Observer; o != nil {

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,9 @@ import (
 // Transcripts: every command in every state, client line → exact server
 // lines. A script is "C: " lines (sent, with \r\n and {n+} literals
 // written out) and "S: " lines (the next server line, a literal's content
-// included), "S~ " for a prefix. ${NAME} stands for vars[NAME].
+// included), "S~ " for a prefix. ${NAME} stands for vars[NAME]; in an "S: "
+// line ${=NAME} matches a number and sets vars[NAME] to it, for values
+// the test cannot know before (a MODSEQ, which comes from the clock).
 
 func transcript(t *testing.T, c *rawClient, vars map[string]string, script string) {
 	t.Helper()
@@ -31,7 +34,12 @@ func transcript(t *testing.T, c *rawClient, vars map[string]string, script strin
 		case "C: ":
 			c.send(text)
 		case "S: ":
-			if got := c.line(); got != text {
+			got := c.line()
+			if strings.Contains(text, "${=") {
+				if !bindLine(vars, text, got) {
+					t.Fatalf("after the lines above:\n got  %q\n want %q", got, text)
+				}
+			} else if got != text {
 				t.Fatalf("after the lines above:\n got  %q\n want %q", got, text)
 			}
 		case "S~ ":
@@ -42,6 +50,32 @@ func transcript(t *testing.T, c *rawClient, vars map[string]string, script strin
 			t.Fatalf("bad script line %q", l)
 		}
 	}
+}
+
+var bindRE = regexp.MustCompile(`\$\{=([A-Za-z0-9_]+)\}`)
+
+// bindLine matches got against want, whose ${=NAME} stand for numbers
+// that are then set in vars.
+func bindLine(vars map[string]string, want, got string) bool {
+	var names []string
+	var re strings.Builder
+	re.WriteString("^")
+	rest := want
+	for _, m := range bindRE.FindAllStringSubmatchIndex(want, -1) {
+		re.WriteString(regexp.QuoteMeta(want[len(want)-len(rest) : m[0]]))
+		re.WriteString(`(\d+)`)
+		names = append(names, want[m[2]:m[3]])
+		rest = want[m[1]:]
+	}
+	re.WriteString(regexp.QuoteMeta(rest) + "$")
+	sub := regexp.MustCompile(re.String()).FindStringSubmatch(got)
+	if sub == nil {
+		return false
+	}
+	for i, n := range names {
+		vars[n] = sub[i+1]
+	}
+	return true
 }
 
 // uidValidity of a user's mailbox, for the scripts.
@@ -62,7 +96,7 @@ func (e *testEnv) uidValidity(user, mailbox string) string {
 const capsAfter = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE IDLE UNSELECT NAMESPACE UIDPLUS MOVE " +
 	"ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE CHILDREN " +
 	"STATUS=SIZE BINARY UNAUTHENTICATE UTF8=ACCEPT ID MULTIAPPEND CATENATE WITHIN PREVIEW CONTEXT=SEARCH " +
-	"SORT SORT=DISPLAY ESORT THREAD=REFERENCES THREAD=ORDEREDSUBJECT CONTEXT=SORT APPENDLIMIT=52428800 COMPRESS=DEFLATE"
+	"SORT SORT=DISPLAY ESORT THREAD=REFERENCES THREAD=ORDEREDSUBJECT CONTEXT=SORT CONDSTORE QRESYNC APPENDLIMIT=52428800 COMPRESS=DEFLATE"
 
 func TestTranscriptNotAuthenticated(t *testing.T) {
 	e := newEnv(t)
@@ -226,7 +260,7 @@ func TestTranscriptAuthenticated(t *testing.T) {
 		S: a27 NO [NONEXISTENT] No such mailbox
 		C: a28 CHECK
 		S: a28 BAD No mailbox selected
-		C: a29 ENABLE IMAP4rev2 CONDSTORE
+		C: a29 ENABLE IMAP4rev2 XYZZY
 		S: * ENABLED IMAP4rev2
 		S: a29 OK ENABLE completed
 		C: a30 SELECT INBOX
@@ -406,13 +440,16 @@ func TestTranscriptIdle(t *testing.T) {
 }
 
 func TestTranscriptModifiers(t *testing.T) {
-	// The places CONDSTORE and QRESYNC will fill: unknown ones are BAD.
+	// RFC 4466 parameters and modifiers we do not know are BAD, and so
+	// are repeated ones; CONDSTORE and QRESYNC fill them (condstore_test.go).
 	e := newEnv(t)
 	e.appendMsg("alice", "INBOX", msg("one"), 0)
 	c := e.login("alice")
 	transcript(t, c, nil, `
-		C: a SELECT INBOX (CONDSTORE)
-		S: a BAD Syntax error: unknown SELECT parameter CONDSTORE
+		C: a SELECT INBOX (XYZZY)
+		S: a BAD Syntax error: unknown SELECT parameter XYZZY
+		C: a2 SELECT INBOX (CONDSTORE CONDSTORE)
+		S: a2 BAD Syntax error: CONDSTORE twice
 		C: b EXAMINE INBOX
 		S~ * 1 EXISTS
 		S~ * 1 RECENT
@@ -422,9 +459,11 @@ func TestTranscriptModifiers(t *testing.T) {
 		S~ * FLAGS
 		S~ * OK [PERMANENTFLAGS
 		S: b OK [READ-ONLY] EXAMINE completed
-		C: c FETCH 1 FLAGS (CHANGEDSINCE 1)
-		S: c BAD Syntax error: unknown FETCH modifier CHANGEDSINCE
-		C: d STORE 1 (UNCHANGEDSINCE 1) +FLAGS (\Seen)
-		S: d BAD Syntax error: unknown STORE modifier UNCHANGEDSINCE
+		C: c FETCH 1 FLAGS (XYZZY 1)
+		S: c BAD Syntax error: unknown or repeated FETCH modifier XYZZY
+		C: c2 FETCH 1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)
+		S: c2 BAD Syntax error: unknown or repeated FETCH modifier CHANGEDSINCE
+		C: d STORE 1 (XYZZY 1) +FLAGS (\Seen)
+		S: d BAD Syntax error: unknown or repeated STORE modifier XYZZY
 	`)
 }

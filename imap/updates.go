@@ -13,11 +13,12 @@ import (
 // §7.4.1 EXPUNGE, §7.4.2 FETCH FLAGS, §7.2.6 FLAGS; RFC 9051 §7.4).
 //
 // Every session has one queue, fed by the store's change feed
-// (store.Mailbox.Watch) in the order the store made the changes, its own
-// included. The client's idea of the mailbox (view: the UIDs in sequence
-// order) changes only when the queue is drained, at the points the RFC
-// allows: after a command (without EXPUNGE after FETCH, STORE and SEARCH)
-// and at once during IDLE. Each change is sent in store order, so:
+// (store.Mailbox.Subscribe, which gives the view SELECT answers from) in
+// the order the store made the changes, its own included. The client's
+// idea of the mailbox (view: the UIDs in sequence order) changes only
+// when the queue is drained, at the points the RFC allows: after a
+// command (without EXPUNGE after FETCH, STORE and SEARCH) and at once
+// during IDLE. Each change is sent in store order, so:
 //
 //   - a keyword is announced with "* FLAGS" before any FETCH uses it;
 //   - a message's flags are never older than a state the session was
@@ -27,8 +28,10 @@ import (
 //   - \Recent belongs to the messages in the view (RFC 3501 §2.3.2), so
 //     RECENT never exceeds EXISTS.
 //
-// Each entry has its queue position (pos); Store v2 will add the change's
-// MODSEQ, which FETCH responses and VANISHED can carry without reshaping.
+// Each entry has its queue position (pos) and the change's MODSEQ: once
+// CONDSTORE is enabled FETCH responses carry it, once QRESYNC is enabled
+// expunges go out as VANISHED, and the session's HIGHESTMODSEQ moves with
+// what was sent (condstore.go).
 type updateQueue struct {
 	mu      sync.Mutex
 	entries []queued
@@ -106,13 +109,6 @@ func (q *updateQueue) putBack(e []queued) {
 	q.mu.Unlock()
 }
 
-// drop forgets everything queued: a view was just read that holds it.
-func (q *updateQueue) drop() {
-	q.mu.Lock()
-	q.entries = nil
-	q.mu.Unlock()
-}
-
 // needsView reports whether what is queued needs a view of the mailbox
 // to be sent (a new keyword's name), or nothing is queued.
 func (q *updateQueue) needsView() bool {
@@ -159,6 +155,7 @@ func (s *session) poll(allowExpunge, idling bool) error {
 	var over bool
 	var keywords []string
 	read := false
+	var viewHighest uint64 // HIGHESTMODSEQ of the view the queue was taken at
 	var err error
 	if idling && !sel.q.needsView() {
 		// Woken in IDLE by the feed: the queue holds what changed, and
@@ -169,6 +166,7 @@ func (s *session) poll(allowExpunge, idling bool) error {
 		err = sel.mbox.Read(s.ctx, func(v *store.View) {
 			read = true
 			entries, over = sel.q.take()
+			viewHighest = v.HighestModSeq()
 			for _, e := range entries {
 				if e.ch.Kind == store.KeywordsChanged {
 					keywords = v.Keywords()
@@ -192,10 +190,14 @@ func (s *session) poll(allowExpunge, idling bool) error {
 	}
 	existsSent := false
 	var touched, expunged []uint32 // for the searches kept alive
+	var vanished []uint32          // QRESYNC: sent as one VANISHED
+	var top uint64                 // highest MODSEQ of the changes handled
+	deferred := false
 	for i, e := range entries {
 		switch e.ch.Kind {
 		case store.Appended:
 			if n := len(sel.uids); n == 0 || e.ch.UID > sel.uids[n-1] {
+				s.flushVanished(&vanished)
 				sel.uids = append(sel.uids, e.ch.UID)
 				s.c.out.writeString("* " + itoa(len(sel.uids)) + " EXISTS\r\n")
 				existsSent = true
@@ -213,6 +215,7 @@ func (s *session) poll(allowExpunge, idling bool) error {
 			if !allowExpunge {
 				sel.q.putBack(entries[i:])
 				entries = nil
+				deferred = true
 				break
 			}
 			if seq := sel.seqOf(e.ch.UID); seq > 0 {
@@ -220,7 +223,11 @@ func (s *session) poll(allowExpunge, idling bool) error {
 				delete(sel.recent, e.ch.UID)
 				delete(sel.shownAt, e.ch.UID)
 				expunged = append(expunged, e.ch.UID)
-				s.c.out.writeString("* " + itoa(seq) + " EXPUNGE\r\n")
+				if s.qresync {
+					vanished = append(vanished, e.ch.UID) // RFC 7162 §3.2.10.2
+				} else {
+					s.c.out.writeString("* " + itoa(seq) + " EXPUNGE\r\n")
+				}
 			}
 		case store.FlagsChanged:
 			seq := sel.seqOf(e.ch.UID)
@@ -228,15 +235,21 @@ func (s *session) poll(allowExpunge, idling bool) error {
 				touched = append(touched, e.ch.UID)
 			}
 			if seq == 0 || e.pos <= sel.shownAt[e.ch.UID] {
+				top = max(top, e.ch.ModSeq)
 				continue
 			}
+			s.flushVanished(&vanished)
 			fl := sel.flagsOf(s, e.ch.Flags, e.ch.Keywords, e.ch.UID)
 			s.announce(e.ch.Keywords)
 			o := &s.c.out
 			o.writeString("* " + itoa(seq) + " FETCH (UID " + itoa(int(e.ch.UID)) + " FLAGS ")
 			writeFlags(o, fl)
+			if s.condstore {
+				o.writeString(" MODSEQ (" + utoa(e.ch.ModSeq) + ")") // RFC 7162 §3.2.4
+			}
 			o.writeString(")\r\n")
 		case store.KeywordsChanged:
+			s.flushVanished(&vanished)
 			s.announce(keywords)
 		case store.Invalidated:
 			sel.gone = true
@@ -244,7 +257,22 @@ func (s *session) poll(allowExpunge, idling bool) error {
 		if entries == nil {
 			break
 		}
+		top = max(top, e.ch.ModSeq)
 	}
+	s.flushVanished(&vanished)
+	// The client now knows every change handled: all of the view's if the
+	// whole queue went out, else up to the last one sent.
+	if read && !deferred && viewHighest > 0 {
+		top = max(top, viewHighest)
+	}
+	sel.highestModSeq = max(sel.highestModSeq, top)
+	if deferred && s.qresync && s.modSeqShown {
+		// RFC 7162 §3.2.4: the response showed MODSEQs above an expunge
+		// it may not report yet; a client keeping the highest MODSEQ it
+		// saw is told where it really stands.
+		s.writeHighestModSeq()
+	}
+	s.modSeqShown = false
 	if len(sel.shownAt) > 0 && len(entries) > 0 {
 		// Every change up to the last one taken is handled: what was
 		// shown before it needs no protection any more.

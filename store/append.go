@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -98,16 +99,48 @@ func (s *Store) writeTmp(dir string, r io.Reader, maxSize, exact int64, date tim
 
 // Append stores a message in the mailbox and returns its UID.
 func (m *Mailbox) Append(ctx context.Context, r io.Reader, opts AppendOptions) (uint32, error) {
-	p, err := m.b.s.writeTmp(m.b.path, r, opts.MaxSize, opts.Size, opts.Date)
+	st, err := m.Stage(r, opts)
 	if err != nil {
 		return 0, err
 	}
-	p.flags, p.keywords = opts.Flags, opts.Keywords
-	uids, err := m.b.commitFiles(ctx, []pending{p}, opts.Origin)
+	uids, err := m.AppendStaged(ctx, []*Staged{st}, opts.Origin)
 	if err != nil {
 		return 0, err
 	}
 	return uids[0], nil
+}
+
+// Staged is a message written to the folder's tmp/ (safely on disk, not
+// yet in the folder), waiting for AppendStaged or Discard.
+type Staged struct {
+	p pending
+}
+
+// Stage writes a message to the folder's tmp/: the first half of Append,
+// for messages that arrive one by one but must go in together (IMAP
+// MULTIAPPEND). opts.Origin is not used here.
+func (m *Mailbox) Stage(r io.Reader, opts AppendOptions) (*Staged, error) {
+	p, err := m.b.s.writeTmp(m.b.path, r, opts.MaxSize, opts.Size, opts.Date)
+	if err != nil {
+		return nil, err
+	}
+	p.flags, p.keywords = opts.Flags, opts.Keywords
+	return &Staged{p: p}, nil
+}
+
+// Discard removes a staged message.
+func (s *Staged) Discard() { os.Remove(s.p.tmpPath) }
+
+// AppendStaged puts staged messages into the mailbox as one change: they
+// get consecutive UIDs and one MODSEQ, and every session sees them arrive
+// together, or none of them if it fails. The staged files are used up
+// either way.
+func (m *Mailbox) AppendStaged(ctx context.Context, staged []*Staged, origin any) ([]uint32, error) {
+	ps := make([]pending, len(staged))
+	for i, st := range staged {
+		ps[i] = st.p
+	}
+	return m.b.commitFiles(ctx, ps, origin)
 }
 
 // commitFiles numbers pending files and moves them from tmp/ into cur/, as
@@ -146,30 +179,32 @@ func (b *box) commitFiles(ctx context.Context, ps []pending, origin any) ([]uint
 		if err := t.appendUidlist(lines); err != nil {
 			return err
 		}
+		// The lines are written: these UIDs are used, whatever happens.
+		b.nextUID += uint32(len(ps))
+		t.c.nextUID = b.nextUID
+		var moved []string
 		for i, p := range ps {
 			name := curName(p.base, p.flags, kws[i])
-			if err := t.rename(p.tmpPath, filepath.Join(b.path, "cur", name)); err != nil {
-				if len(uids) == 0 {
-					return wrapErr("append", err)
+			dst := filepath.Join(b.path, "cur", name)
+			if err := t.rename(p.tmpPath, dst); err != nil {
+				// All or nothing: take back out what went in. Their
+				// uidlist lines stay, for files that never appear.
+				for _, d := range moved {
+					t.remove(d)
 				}
-				b.s.log.Error("store: append: rename into cur/", "mailbox", b.name, "err", err)
-				break
+				uids = nil
+				t.c.ops = slices.DeleteFunc(t.c.ops, func(op logOp) bool { return op.kind == opAppend })
+				return wrapErr("append", err)
 			}
+			moved = append(moved, dst)
 			uids = append(uids, lines[i].uid)
 			t.c.ops = append(t.c.ops, logOp{kind: opAppend, uid: lines[i].uid, size: p.size, date: p.mtime, name: name})
 		}
-		b.nextUID += uint32(len(ps))
-		t.c.nextUID = b.nextUID
 		if err := syncDir(filepath.Join(b.path, "cur")); err != nil {
 			b.s.log.Warn("store: fsync cur/", "mailbox", b.name, "err", err)
 		}
 		return nil
 	})
-	if err != nil && len(uids) > 0 {
-		// The messages are stored and numbered; only the log could not
-		// say so. Others find them on disk.
-		err = nil
-	}
 	return uids, err
 }
 

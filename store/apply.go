@@ -96,7 +96,7 @@ func (b *box) apply(c *commit, origin any) error {
 
 	for _, i := range app {
 		op := &c.ops[i]
-		e := entry{uid: op.uid, size: op.size, mtime: op.date, ext: op.ext, modseq: c.modseq}
+		e := entry{uid: op.uid, size: op.size, mtime: op.date, ext: op.ext, modseq: c.modseq, saved: c.time}
 		e.setName(op.name)
 		b.keywordNames(e.kw)
 		b.msgs = append(b.msgs, e)

@@ -147,7 +147,7 @@ func BenchmarkAppend(b *testing.B) {
 	for _, n := range []int{1000, 100000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			tmpl := bigInbox(b, n)
-			s, err := store.Open(store.Options{PathTemplate: tmpl, NoWatch: true})
+			s, err := store.Open(store.Options{PathTemplate: tmpl})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -174,7 +174,7 @@ func BenchmarkAppend(b *testing.B) {
 // folder: a rename and one log record under the lock.
 func BenchmarkSetFlags(b *testing.B) {
 	tmpl := bigInbox(b, 100000)
-	s, _ := store.Open(store.Options{PathTemplate: tmpl, NoWatch: true})
+	s, _ := store.Open(store.Options{PathTemplate: tmpl})
 	defer s.Close()
 	u, _ := s.User("big")
 	ctx := context.Background()

@@ -203,3 +203,69 @@ func TestInternalDateCached(t *testing.T) {
 		t.Errorf("internal date %v (%v), want %v", got, err, want)
 	}
 }
+
+// The save date (RFC 8514) is the time of the commit that added the
+// message, the same in every process; unknown for messages a rebuilt log
+// found already there.
+func TestSaveDate(t *testing.T) {
+	tmpl := filepath.Join(t.TempDir(), "{user}", "Maildir")
+	_, u := newUser(t, store.Options{PathTemplate: tmpl, NoWatch: true})
+	m := openBox(t, u, "INBOX")
+	before := time.Now()
+	uid, err := m.Append(context.Background(), strings.NewReader("Subject: x\n\ny\n"), store.AppendOptions{Date: time.Unix(1000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, ok := m.SaveDate(uid)
+	if !ok || saved.Before(before) || saved.After(time.Now()) {
+		t.Errorf("save date %v %v, want between %v and now", saved, ok, before)
+	}
+	_, u2 := newUser(t, store.Options{PathTemplate: tmpl, NoWatch: true})
+	m2 := openBox(t, u2, "INBOX")
+	uids(t, m2)
+	if other, ok := m2.SaveDate(uid); !ok || !other.Equal(saved) {
+		t.Errorf("another process: %v %v, want %v", other, ok, saved)
+	}
+	os.Remove(filepath.Join(u.Root(), "letterbox-log"))
+	_, u3 := newUser(t, store.Options{PathTemplate: tmpl, NoWatch: true})
+	m3 := openBox(t, u3, "INBOX")
+	uids(t, m3)
+	if d, ok := m3.SaveDate(uid); ok {
+		t.Errorf("after a rebuild: %v, want unknown", d)
+	}
+}
+
+// Expunges older than Options.ExpungeRetention are forgotten when the log
+// is next compacted: Expunged then says it cannot list everything since
+// an older MODSEQ (complete false), and still lists what it remembers.
+func TestExpungeRetention(t *testing.T) {
+	_, u := newUser(t, store.Options{NoWatch: true, ExpungeRetention: time.Nanosecond})
+	m := openBox(t, u, "INBOX")
+	ctx := context.Background()
+	all := appendN(t, m, 5)
+	var before uint64
+	m.Read(ctx, func(v *store.View) { before = v.HighestModSeq() })
+	if _, err := m.Expunge(ctx, store.ExpungeOptions{UIDs: all[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	if got, complete, _ := m.Expunged(ctx, before); !complete || fmt.Sprint(got) != fmt.Sprint(all[:2]) {
+		t.Fatalf("before compaction: %v complete=%v", got, complete)
+	}
+	// Enough records to compact the log (a quarter of a megabyte).
+	for i := 0; i < 3000; i++ {
+		op := []store.FlagOp{store.FlagsAdd, store.FlagsRemove}[i%2]
+		if _, err := m.SetFlags(ctx, all[2:3], op, store.FlagFlagged, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, complete, _ := m.Expunged(ctx, before)
+	if complete || len(got) != 0 {
+		t.Errorf("after compaction past the retention: %v complete=%v, want nothing remembered and complete=false", got, complete)
+	}
+	var now uint64
+	m.Read(ctx, func(v *store.View) { now = v.HighestModSeq() })
+	m.Expunge(ctx, store.ExpungeOptions{UIDs: all[3:4]})
+	if got, complete, _ := m.Expunged(ctx, now); !complete || fmt.Sprint(got) != fmt.Sprint(all[3:4]) {
+		t.Errorf("a new expunge: %v complete=%v", got, complete)
+	}
+}

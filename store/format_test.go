@@ -18,15 +18,15 @@ func TestMUTF7(t *testing.T) {
 		"Sent":       "Sent",
 		"😀 x":        "&2D3eAA- x",
 	} {
-		if got := encodeMUTF7(utf); got != enc {
+		if got := EncodeMUTF7(utf); got != enc {
 			t.Errorf("encode(%q) = %q, want %q", utf, got, enc)
 		}
-		if got, err := decodeMUTF7(enc); err != nil || got != utf {
+		if got, err := DecodeMUTF7(enc); err != nil || got != utf {
 			t.Errorf("decode(%q) = %q, %v; want %q", enc, got, err, utf)
 		}
 	}
 	for _, bad := range []string{"&", "&Jjo", "a\x80", "&AGE-" /* encoded ASCII */, "&2D0-" /* lone surrogate */} {
-		if got, err := decodeMUTF7(bad); err == nil {
+		if got, err := DecodeMUTF7(bad); err == nil {
 			t.Errorf("decode(%q) = %q, want an error", bad, got)
 		}
 	}
@@ -38,13 +38,13 @@ func FuzzMUTF7(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		if utf8.ValidString(s) {
-			enc := encodeMUTF7(s)
-			dec, err := decodeMUTF7(enc)
+			enc := EncodeMUTF7(s)
+			dec, err := DecodeMUTF7(enc)
 			if err != nil || dec != s {
 				t.Fatalf("round trip of %q: %q via %q, %v", s, dec, enc, err)
 			}
 		}
-		if dec, err := decodeMUTF7(s); err == nil {
+		if dec, err := DecodeMUTF7(s); err == nil {
 			if !utf8.ValidString(dec) {
 				t.Fatalf("decode(%q) is not UTF-8", s)
 			}

@@ -186,7 +186,7 @@ func (b *box) applySnapshot(s *snapshot) {
 	b.msgs = make([]entry, len(s.msgs), len(s.msgs)+len(s.msgs)/8+16)
 	for i, m := range s.msgs {
 		e := &b.msgs[i]
-		e.uid, e.modseq, e.size, e.mtime, e.ext = m.uid, m.modseq, m.size, m.date, m.ext
+		e.uid, e.modseq, e.size, e.mtime, e.saved, e.ext = m.uid, m.modseq, m.size, m.date, m.saved, m.ext
 		e.setName(m.name)
 	}
 	b.rebuildKeywordCache()
@@ -299,7 +299,7 @@ func (b *box) snapshot(buf []byte) []byte {
 	}
 	for i := range b.msgs {
 		e := &b.msgs[i]
-		s.msgs[i] = snapMsg{uid: e.uid, modseq: e.modseq, size: e.size, date: e.mtime, name: e.logName(), ext: e.ext}
+		s.msgs[i] = snapMsg{uid: e.uid, modseq: e.modseq, size: e.size, date: e.mtime, saved: e.saved, name: e.logName(), ext: e.ext}
 	}
 	if cap(buf)-len(buf) < len(b.msgs)*64+256 {
 		buf = append(make([]byte, 0, len(buf)+len(b.msgs)*64+256), buf...)

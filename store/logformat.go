@@ -26,7 +26,7 @@ import (
 //
 //	snapshot: 1 | modseq u64 | time i64 | nextUID u32 | firstRecent u32 |
 //	          stamps (cur, new, uidlist) 3×u64 | horizon u64 |
-//	          nkw | (slot u8, name)… | nmsg | (uid, modseq, size+1, date, name, ext)… |
+//	          nkw | (slot u8, name)… | nmsg | (uid, modseq, size+1, date, saved, name, ext)… |
 //	          nexp | (first uid, count, modseq)…
 //	commit:   2 | modseq u64 | time i64 | nextUID u32 | firstRecent u32 |
 //	          stamps before (cur, new, uidlist) 3×u64 | stamps after 3×u64 |
@@ -124,6 +124,7 @@ type snapMsg struct {
 	modseq uint64
 	size   int64
 	date   int64
+	saved  int64
 	name   string
 	ext    string
 }
@@ -232,6 +233,7 @@ func (s *snapshot) marshal(buf []byte) []byte {
 		e.uv(m.modseq)
 		e.uv(uint64(m.size + 1))
 		e.sv(m.date)
+		e.sv(m.saved)
 		e.str(m.name)
 		e.str(m.ext)
 	}
@@ -423,7 +425,7 @@ func decodeSnapshot(body []byte) (*snapshot, error) {
 		}
 		s.keywords[slot] = name
 	}
-	nm := d.count(5)
+	nm := d.count(6)
 	s.msgs = make([]snapMsg, nm)
 	var last uint32
 	for i := 0; i < nm && d.err == nil; i++ {
@@ -432,6 +434,7 @@ func decodeSnapshot(body []byte) (*snapshot, error) {
 		m.modseq = d.uv()
 		m.size = int64(d.uv()) - 1
 		m.date = d.sv()
+		m.saved = d.sv()
 		m.name = d.str()
 		m.ext = d.str()
 		if m.uid <= last {

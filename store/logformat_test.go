@@ -25,7 +25,7 @@ func sampleSnapshot() *snapshot {
 		modseq: 99, time: 5, nextUID: 10, firstRecent: 8, stamps: stamps{1, 2, 3}, horizon: 50,
 		keywords: []string{"$Forwarded", "", "Later"},
 		msgs: []snapMsg{
-			{uid: 1, modseq: 60, size: 100, date: 7, name: "a:2,S"},
+			{uid: 1, modseq: 60, size: 100, date: 7, saved: 9, name: "a:2,S"},
 			{uid: 5, modseq: 99, size: -1, date: 0, name: "new/b", ext: "W3 P0000"},
 		},
 		expunged: []expRange{{first: 2, last: 4, modseq: 70}, {first: 6, last: 6, modseq: 80}},

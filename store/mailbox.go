@@ -18,6 +18,7 @@ type entry struct {
 	ext    string // dovecot-uidlist extension fields
 	size   int64  // CRLF size, -1 unknown
 	mtime  int64  // internal date in Unix ns, 0 until known
+	saved  int64  // when it came into this folder, Unix ns (RFC 8514), 0 unknown
 	modseq uint64 // RFC 7162 MODSEQ of the last change
 	uid    uint32
 	flags  Flag
@@ -221,6 +222,12 @@ func (m *Mailbox) Subscribe(ctx context.Context, fn func(Change), view func(v *V
 	return cancel, nil
 }
 
+// Rescan lists the folder's directories whatever their stamps say, and
+// logs what differs from the index (for an admin who changed files by
+// hand on a file system whose directory times cannot be trusted). Every
+// process sharing the folder learns the result from the log.
+func (m *Mailbox) Rescan(ctx context.Context) error { return m.b.forceScan(ctx) }
+
 // Status sums up the mailbox.
 func (m *Mailbox) Status(ctx context.Context) (Status, error) {
 	var st Status
@@ -312,6 +319,19 @@ func (m *Mailbox) InternalDate(uid uint32) (time.Time, error) {
 	}
 	b.mu.Unlock()
 	return t, nil
+}
+
+// SaveDate returns when a message came into this mailbox (RFC 8514
+// SAVEDATE): the time of the commit that added it. ok is false when that
+// is not known (messages already there when the log was built).
+func (m *Mailbox) SaveDate(uid uint32) (t time.Time, ok bool) {
+	b := m.b
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if i := b.find(uid); i >= 0 && b.msgs[i].saved != 0 {
+		return time.Unix(0, b.msgs[i].saved), true
+	}
+	return time.Time{}, false
 }
 
 // Expunged returns the UIDs expunged from the mailbox with a MODSEQ above

@@ -9,16 +9,17 @@ import (
 )
 
 // Folder names on disk and in the subscriptions file are in the modified
-// UTF-7 of RFC 3501 §5.1.3, as Dovecot writes them. go-imap has a codec, but
-// only in an internal package, so the store carries its own.
+// UTF-7 of RFC 3501 §5.1.3, as Dovecot writes them; IMAP uses the same
+// encoding for names on the wire, and takes it from here. go-imap has a
+// codec, but only in an internal package.
 
 // mutf7 is RFC 3501's base64 alphabet: "," in place of "/".
 var mutf7 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
 
 var errBadMUTF7 = errors.New("store: invalid modified UTF-7")
 
-// encodeMUTF7 turns a UTF-8 string into modified UTF-7.
-func encodeMUTF7(s string) string {
+// EncodeMUTF7 turns a UTF-8 string into modified UTF-7 (RFC 3501 §5.1.3).
+func EncodeMUTF7(s string) string {
 	var b strings.Builder
 	var pending []rune
 	flush := func() {
@@ -51,10 +52,11 @@ func encodeMUTF7(s string) string {
 	return b.String()
 }
 
-// decodeMUTF7 turns modified UTF-7 into UTF-8. It refuses what no encoder
-// produces (bare 8-bit bytes, unterminated or empty shifts, encoded
-// printable ASCII), so that one name has exactly one spelling on disk.
-func decodeMUTF7(s string) (string, error) {
+// DecodeMUTF7 turns modified UTF-7 into UTF-8. It refuses what no encoder
+// produces (bare 8-bit bytes, control characters, unterminated or empty
+// shifts, bad base64, encoded printable ASCII, broken UTF-16), so that one
+// name has exactly one spelling.
+func DecodeMUTF7(s string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -50,7 +50,7 @@ func folderDir(name string) (string, error) {
 	var b strings.Builder
 	for _, l := range levels {
 		b.WriteByte('.')
-		b.WriteString(encodeMUTF7(l))
+		b.WriteString(EncodeMUTF7(l))
 	}
 	dir := b.String()
 	if len(dir) > maxDirName {
@@ -102,7 +102,7 @@ func dirName(entry string) (string, bool) {
 		if l == "" {
 			return "", false
 		}
-		d, err := decodeMUTF7(l)
+		d, err := DecodeMUTF7(l)
 		if err != nil || strings.ContainsRune(d, Separator) {
 			return "", false
 		}

@@ -37,7 +37,7 @@ func parseSubscriptions(data []byte) []string {
 		levels := strings.Split(line, sep)
 		ok := true
 		for i, l := range levels {
-			d, err := decodeMUTF7(l)
+			d, err := DecodeMUTF7(l)
 			if err != nil || l == "" {
 				ok = false
 				break
@@ -58,7 +58,7 @@ func marshalSubscriptions(names []string) []byte {
 	for _, n := range names {
 		levels := strings.Split(n, string(Separator))
 		for i, l := range levels {
-			levels[i] = encodeMUTF7(l)
+			levels[i] = EncodeMUTF7(l)
 		}
 		b.WriteString(strings.Join(levels, "\t"))
 		b.WriteByte('\n')

@@ -132,7 +132,7 @@ func parseSpecialUses(data []byte) map[string]SpecialUse {
 		if !ok {
 			continue
 		}
-		name, err := decodeMUTF7(enc)
+		name, err := DecodeMUTF7(enc)
 		if err != nil {
 			continue
 		}
@@ -149,7 +149,7 @@ func marshalSpecialUses(m map[string]SpecialUse) []byte {
 	slices.Sort(names)
 	var b bytes.Buffer
 	for _, n := range names {
-		fmt.Fprintf(&b, "%s\t%s\n", m[n], encodeMUTF7(n))
+		fmt.Fprintf(&b, "%s\t%s\n", m[n], EncodeMUTF7(n))
 	}
 	return b.Bytes()
 }

@@ -18,7 +18,8 @@ import (
 func runGen(args []string) error {
 	fs := flag.NewFlagSet("gen", flag.ExitOnError)
 	dir := fs.String("dir", "", "output directory: DIR/<user>/Maildir and DIR/passwd")
-	users := fs.Int("users", 10, "number of users (load1, load2, …)")
+	users := fs.Int("users", 10, "number of users (PREFIX1, PREFIX2, …)")
+	prefix := fs.String("prefix", "load", "user names' prefix")
 	msgs := fs.Int("messages", 1000, "messages in each INBOX")
 	size := fs.Int("size", 4000, "average body size in bytes")
 	password := fs.String("password", "loadtest", "every user's password")
@@ -33,7 +34,7 @@ func runGen(args []string) error {
 	var passwd strings.Builder
 	rng := rand.New(rand.NewPCG(1, 2))
 	for u := 1; u <= *users; u++ {
-		name := fmt.Sprintf("load%d", u)
+		name := fmt.Sprintf("%s%d", *prefix, u)
 		fmt.Fprintf(&passwd, "%s:%s\n", name, hash)
 		if err := genMaildir(filepath.Join(*dir, name, "Maildir"), *msgs, *size, rng); err != nil {
 			return err

@@ -6,10 +6,15 @@
 //	lbload imap -addr 127.0.0.1:1993 -tls -conns 20 -users-file DIR/passwd -password pw -duration 20s
 //	lbload pop3 -addr 127.0.0.1:1995 -tls -conns 20 -users-file DIR/passwd -password pw -duration 20s
 //	lbload flood -addr 127.0.0.1:1110 -conns 1000 -sources 50 -hold 10s -drip 1s
+//	lbload ops -addr 127.0.0.1:1993 -tls -user big1 -password pw -repeat 5     # single commands, one big INBOX
+//	lbload report -base dovecot RESULT.json...                                  # side-by-side table of -json results
+//	lbload idle -addr 127.0.0.1:1993 -tls -user u -password pw -conns 10000 -server-pid PID  # IDLE sessions, delivery fan-out
 //
 // The IMAP workload is a mail client's: after LOGIN and SELECT INBOX each
 // connection loops over listing flags, fetching headers of a window,
-// fetching one whole message, flagging one, and NOOP. The POP3 workload is
+// fetching one whole message, flagging one, and NOOP (-mode long); or
+// each connection logs in for every mail check (-mode session) or only
+// logs in and out (-mode login). The POP3 workload is
 // fetchmail's: whole sessions of USER, PASS, STAT, UIDL, RETR of three
 // random messages, QUIT. Timings are per operation; nothing here asserts
 // them.
@@ -46,6 +51,12 @@ func main() {
 		err = runLoad(os.Args[1], os.Args[2:])
 	case "flood":
 		err = runFlood(os.Args[2:])
+	case "ops":
+		err = runOps(os.Args[2:])
+	case "report":
+		err = runReport(os.Args[2:])
+	case "idle":
+		err = runIdle(os.Args[2:])
 	default:
 		usage()
 	}
@@ -56,7 +67,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: lbload gen|imap|pop3|flood [flags]   (lbload CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: lbload gen|imap|pop3|flood|ops|report|idle [flags]   (lbload CMD -h for flags)")
 	os.Exit(2)
 }
 
@@ -68,7 +79,10 @@ type loadConfig struct {
 	duration  time.Duration
 	users     []string
 	password  string
-	fetchSize int // messages per header window
+	fetchSize int    // messages per header window
+	mode      string // IMAP: long, session or login
+	label     string // server name for -json
+	tag       string // run name for -json
 }
 
 func runLoad(proto string, args []string) error {
@@ -83,9 +97,19 @@ func runLoad(proto string, args []string) error {
 	fs.StringVar(&user, "user", "", "single user to log in as (instead of -users-file)")
 	fs.StringVar(&c.password, "password", "", "password of every user")
 	fs.IntVar(&c.fetchSize, "window", 50, "IMAP: messages per header FETCH")
+	if proto == "imap" {
+		fs.StringVar(&c.mode, "mode", "long", "IMAP: long (one login per connection, then a client's loop), session (connect, LOGIN, SELECT, newest window's flags and headers, LOGOUT, again) or login (connect, LOGIN, LOGOUT, again)")
+	}
+	var jsonOut string
+	fs.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file (- for stdout instead of the table)")
+	fs.StringVar(&c.label, "label", "", "server name recorded in the JSON (lbload report columns)")
+	fs.StringVar(&c.tag, "tag", "", "run name recorded in the JSON (lbload report rows)")
 	fs.Parse(args)
 	if c.addr == "" || c.password == "" || (usersFile == "" && user == "") {
 		return errors.New("need -addr, -password and -user or -users-file")
+	}
+	if proto == "imap" && !slices.Contains([]string{"long", "session", "login"}, c.mode) {
+		return fmt.Errorf("-mode %q: want long, session or login", c.mode)
 	}
 	if user != "" {
 		c.users = []string{user}
@@ -97,30 +121,89 @@ func runLoad(proto string, args []string) error {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	ctx, cancel2 := context.WithTimeout(ctx, c.duration)
-	defer cancel2()
 
 	rec := newRecorder()
+	g := newGate(c.conns)
 	var wg sync.WaitGroup
-	start := time.Now()
 	for i := range c.conns {
 		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
+			arrive := sync.OnceFunc(g.ready.Done)
+			defer arrive()
+			begin := func() context.Context { arrive(); <-g.started; return g.ctx }
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
 			u := c.users[i%len(c.users)]
 			var err error
-			if proto == "imap" {
-				err = imapWorker(ctx, c, u, rng, rec)
-			} else {
-				err = pop3Worker(ctx, c, u, rng, rec)
+			switch {
+			case proto == "imap" && c.mode == "long":
+				err = imapWorker(begin, c, u, rng, rec)
+			case proto == "imap":
+				err = imapSessionWorker(begin(), c, u, rec)
+			default:
+				err = pop3Worker(begin(), c, u, rng, rec)
 			}
-			if err != nil && ctx.Err() == nil {
+			if err != nil && !g.over() {
 				rec.fail(err)
 			}
 		})
 	}
+	start, stop := g.open(ctx, c.duration)
+	defer stop()
 	wg.Wait()
-	rec.report(os.Stdout, proto, c, time.Since(start))
+	res := rec.result(proto, c, time.Since(start))
+	if jsonOut != "-" {
+		res.writeTable(os.Stdout)
+	}
+	if jsonOut != "" {
+		return writeJSON(jsonOut, res)
+	}
 	return nil
+}
+
+// A gate holds the connections at the start line until every one has set
+// up (long IMAP sessions: logged in and selected INBOX), so that the timed
+// run measures the sessions, not the storm of bcrypt logins before them
+// (50 of them take seconds on two cores). Other modes arrive at once.
+type gate struct {
+	ready   sync.WaitGroup
+	started chan struct{}
+	ctx     context.Context // the timed run; set before started is closed
+}
+
+// setupTimeout bounds the wait at the gate; connections still logging in
+// then join the run late.
+const setupTimeout = 2 * time.Minute
+
+func newGate(n int) *gate {
+	g := &gate{started: make(chan struct{})}
+	g.ready.Add(n)
+	return g
+}
+
+// open waits for every connection (or setupTimeout, or parent's end), then
+// starts the timed run of d.
+func (g *gate) open(parent context.Context, d time.Duration) (time.Time, context.CancelFunc) {
+	all := make(chan struct{})
+	go func() { g.ready.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-parent.Done():
+	case <-time.After(setupTimeout):
+	}
+	var cancel context.CancelFunc
+	g.ctx, cancel = context.WithTimeout(parent, d)
+	close(g.started)
+	return time.Now(), cancel
+}
+
+// over reports whether the timed run has ended, so errors it caused (a
+// command cut short) are not counted as failures.
+func (g *gate) over() bool {
+	select {
+	case <-g.started:
+		return g.ctx.Err() != nil
+	default:
+		return false
+	}
 }
 
 // readUsers lists the users of a passwd-file as the server reads it.
@@ -171,12 +254,42 @@ func (r *recorder) fail(err error) {
 	}
 }
 
-func (r *recorder) report(w io.Writer, proto string, c loadConfig, elapsed time.Duration) {
+// loadResult is the outcome of one imap or pop3 run, as written with -json.
+type loadResult struct {
+	Kind     string        `json:"kind"` // "imap" or "pop3"
+	Label    string        `json:"label,omitempty"`
+	Tag      string        `json:"tag,omitempty"`
+	Addr     string        `json:"addr"`
+	Mode     string        `json:"mode,omitempty"`
+	Conns    int           `json:"conns"`
+	Users    int           `json:"users"`
+	Elapsed  float64       `json:"elapsed_s"`
+	Unit     string        `json:"unit"`       // what PerSecond counts
+	PerSec   float64       `json:"per_second"` // Unit per second, all connections together
+	Errors   int           `json:"errors"`     // failed operations and connections
+	Ops      []loadOpStats `json:"ops"`
+	Examples []string      `json:"error_examples,omitempty"`
+}
+
+type loadOpStats struct {
+	Name   string  `json:"name"`
+	Count  int     `json:"count"`
+	PerSec float64 `json:"per_second"`
+	P50    float64 `json:"p50_ms"`
+	P90    float64 `json:"p90_ms"`
+	P99    float64 `json:"p99_ms"`
+	Errors int     `json:"errors"`
+}
+
+// setupOps are the long IMAP mode's once-per-connection operations, left
+// out of its throughput.
+var setupOps = []string{"connect+login", "select", "logout"}
+
+func (r *recorder) result(proto string, c loadConfig, elapsed time.Duration) *loadResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	fmt.Fprintf(w, "%s %s: %d connections, %d users, %v\n", proto, c.addr, c.conns, len(c.users), elapsed.Round(time.Millisecond))
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "op\tcount\tper s\tp50 ms\tp90 ms\tp99 ms\terrors\t")
+	res := &loadResult{Kind: proto, Label: c.label, Tag: c.tag, Addr: c.addr, Mode: c.mode,
+		Conns: c.conns, Users: len(c.users), Elapsed: elapsed.Seconds(), Examples: r.sample}
 	names := slices.Collect(maps.Keys(r.ops))
 	for op := range r.errs {
 		if _, ok := r.ops[op]; !ok {
@@ -184,19 +297,44 @@ func (r *recorder) report(w io.Writer, proto string, c loadConfig, elapsed time.
 		}
 	}
 	slices.Sort(names)
+	units := 0
+	res.Unit = "session"
+	if c.mode == "long" {
+		res.Unit = "op"
+	}
 	for _, op := range names {
 		ds := r.ops[op]
 		slices.Sort(ds)
-		q := func(p float64) string {
+		q := func(p float64) float64 {
 			if len(ds) == 0 {
-				return "-"
+				return 0
 			}
-			return fmt.Sprintf("%.2f", float64(ds[int(p*float64(len(ds)-1))])/float64(time.Millisecond))
+			return float64(ds[int(p*float64(len(ds)-1))]) / float64(time.Millisecond)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%d\t\n", op, len(ds), float64(len(ds))/elapsed.Seconds(), q(.5), q(.9), q(.99), r.errs[op])
+		res.Ops = append(res.Ops, loadOpStats{Name: op, Count: len(ds), PerSec: float64(len(ds)) / elapsed.Seconds(),
+			P50: q(.5), P90: q(.9), P99: q(.99), Errors: r.errs[op]})
+		res.Errors += r.errs[op]
+		if (res.Unit == "op" && !slices.Contains(setupOps, op)) || op == res.Unit {
+			units += len(ds)
+		}
+	}
+	res.PerSec = float64(units) / elapsed.Seconds()
+	return res
+}
+
+func (r *loadResult) writeTable(w io.Writer) {
+	mode := ""
+	if r.Mode != "" {
+		mode = " -mode " + r.Mode
+	}
+	fmt.Fprintf(w, "%s%s %s: %d connections, %d users, %.1fs: %.1f %ss per second\n", r.Kind, mode, r.Addr, r.Conns, r.Users, r.Elapsed, r.PerSec, r.Unit)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op\tcount\tper s\tp50 ms\tp90 ms\tp99 ms\terrors\t")
+	for _, o := range r.Ops {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t\n", o.Name, o.Count, o.PerSec, o.P50, o.P90, o.P99, o.Errors)
 	}
 	tw.Flush()
-	for _, s := range r.sample {
+	for _, s := range r.Examples {
 		fmt.Fprintln(w, "  error:", s)
 	}
 }

@@ -147,20 +147,33 @@ func (c *cli) mailboxReindex(ctx context.Context, fl *pflag.FlagSet, u *store.Us
 	}
 	code := exitOK
 	for _, mb := range boxes {
-		s, err := status(ctx, u, mb.Name)
+		s, err := rescan(ctx, u, mb.Name)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "%s: %s: %v\n", fl.Name(), mb.Name, err)
 			code = exitFailure
 			continue
 		}
-		fmt.Fprintf(c.stdout, "%s: %d messages, %d unseen, %d bytes, UIDVALIDITY %d, UIDNEXT %d\n",
-			mb.Name, s.Messages, s.Unseen, s.Size, s.UIDValidity, s.UIDNext)
+		fmt.Fprintf(c.stdout, "%s: %d messages, %d unseen, %d bytes, UIDVALIDITY %d, UIDNEXT %d, HIGHESTMODSEQ %d\n",
+			mb.Name, s.Messages, s.Unseen, s.Size, s.UIDValidity, s.UIDNext, s.HighestModSeq)
 	}
 	return code
 }
 
-// status opens a mailbox, which reads its directories and uidlist afresh
-// in this process, and sums it up.
+// rescan lists a mailbox's directories and logs what differs from its
+// change log, which running servers then follow.
+func rescan(ctx context.Context, u *store.User, name string) (store.Status, error) {
+	mb, err := u.Open(ctx, name)
+	if err != nil {
+		return store.Status{}, err
+	}
+	defer mb.Close()
+	if err := mb.Rescan(ctx); err != nil {
+		return store.Status{}, err
+	}
+	return mb.Status(ctx)
+}
+
+// status opens a mailbox (from its change log) and sums it up.
 func status(ctx context.Context, u *store.User, name string) (store.Status, error) {
 	mb, err := u.Open(ctx, name)
 	if err != nil {

@@ -16,7 +16,11 @@ func newIMAP(d deps) (protoServer, error) {
 		MaxConnectionsPerIP:   c.IMAP.MaxConnectionsPerIP,
 		MaxConnectionsPerUser: c.IMAP.MaxConnectionsPerUser,
 		IdleTimeout:           c.IMAP.IdleTimeout,
+		IdleKeepalive:         c.IMAP.IdleKeepalive,
+		CommandLineTimeout:    c.IMAP.CommandTimeout,
 		MaxLineLength:         c.IMAP.MaxLineLength,
+		QuotaStorage:          c.IMAP.QuotaStorage,
+		QuotaMessages:         c.IMAP.QuotaMessages,
 		Logger:                d.log.With("proto", "imap"),
 		Observer:              d.ops.observer("imap"),
 	}, nil

@@ -21,7 +21,7 @@ import (
 // acknowledged is lost, a UID once seen for a message never changes and is
 // never given to another, UIDVALIDITY stays, flags are those acknowledged
 // (or those of the change in flight at the kill), the uidlist has no
-// duplicate lines; and, once CONDSTORE exists, MODSEQs never go back.
+// duplicate lines; and MODSEQs never go back (through CONDSTORE).
 func TestKill9(t *testing.T) {
 	rounds := envInt("CLUSTERTEST_KILL_ROUNDS", 30)
 	if testing.Short() {

@@ -18,16 +18,12 @@ type modSeqEvent struct {
 // checkModSeqs is the MODSEQ part of issue 10 ("MODSEQs strictly
 // increasing per folder, never going back").
 //
-// HOOK, to be completed with Store v2: MODSEQs reach a client only through
-// CONDSTORE (RFC 7162), which imap/ does not offer yet. Until a server
-// advertises it, the snapshots and STORE replies carry no MODSEQ and this
-// only says that it skipped. Once CONDSTORE is there the checks below run
-// by themselves (the workers SELECT with CONDSTORE and the snapshots FETCH
-// MODSEQ whenever the capability is advertised); extend them here, e.g.
-// with VANISHED (EARLIER) once QRESYNC exists.
+// MODSEQs reach a client through CONDSTORE (RFC 7162): the workers SELECT
+// with CONDSTORE and the snapshots FETCH MODSEQ whenever the capability
+// is advertised (without it this only says that it skipped).
 //
-//   - events: per worker, the MODSEQs of its STOREs in the order they were
-//     acknowledged. Within one folder they must strictly increase (a later
+//   - events: per worker, the MODSEQs of its STOREs that changed flags, in
+//     the order they were acknowledged. Within one folder they must strictly increase (a later
 //     change never gets a lower or equal MODSEQ, whichever process made
 //     it), and no two changes share one MODSEQ in a folder.
 //   - history: snapshots in the order they were taken (per kill -9 round,

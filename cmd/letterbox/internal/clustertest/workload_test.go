@@ -263,8 +263,14 @@ func (w *worker) doStore() {
 		w.fail("STORE", m, err)
 		return
 	}
+	// A STORE that leaves the flags as they were is no change and gets
+	// no new MODSEQ (RFC 7162 §3.1.3): it is left out of the MODSEQ
+	// checks.
+	changed := false
 	for _, f := range flags {
-		m.flags[strings.ToLower(string(f))] = op == imap.StoreFlagsAdd
+		k := strings.ToLower(string(f))
+		changed = changed || m.flags[k] != (op == imap.StoreFlagsAdd)
+		m.flags[k] = op == imap.StoreFlagsAdd
 	}
 	var got *fetchedFlags
 	for _, b := range bufs {
@@ -279,7 +285,7 @@ func (w *worker) doStore() {
 	if want, have := m.flagString(), withoutNoise(normFlags(got.flags)); want != have {
 		w.prob.add("STORE reply shows other flags than the owner's changes, instance "+w.in.name, "%s UID %d: want %q, got %q", m.id, m.uid, want, have)
 	}
-	if w.cond {
+	if w.cond && changed {
 		w.modSeqs = append(w.modSeqs, modSeqEvent{folder: "INBOX", uid: m.uid, modSeq: got.modSeq, what: w.name + " STORE"})
 	}
 }

@@ -101,8 +101,12 @@ type IMAP struct {
 	MaxConnectionsPerIP   int
 	MaxConnectionsPerUser int
 	IdleTimeout           time.Duration
+	IdleKeepalive         time.Duration
+	CommandTimeout        time.Duration
 	AppendLimit           int64
 	MaxLineLength         int
+	QuotaStorage          int64
+	QuotaMessages         int64
 }
 
 // LMTP configures delivery over LMTP (RFC 2033). It is on when Socket or

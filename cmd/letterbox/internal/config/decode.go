@@ -80,6 +80,10 @@ func (d *decoder) decode(dataDirBase string) *Config {
 	c.IMAP.MaxConnectionsPerIP = d.int("imap.max_connections_per_ip", 1)
 	c.IMAP.MaxConnectionsPerUser = d.int("imap.max_connections_per_user", 1)
 	c.IMAP.IdleTimeout = d.duration("imap.idle_timeout", MinIMAPIdleTimeout, 0)
+	c.IMAP.IdleKeepalive = d.duration("imap.idle_keepalive", time.Second, 29*time.Minute)
+	c.IMAP.CommandTimeout = d.duration("imap.command_timeout", time.Second, time.Hour)
+	c.IMAP.QuotaStorage = d.int64("imap.quota_storage", 0, math.MaxInt64)
+	c.IMAP.QuotaMessages = d.int64("imap.quota_messages", 0, math.MaxInt64)
 	c.IMAP.AppendLimit = d.int64("imap.append_limit", 1, math.MaxInt64)
 	// RFC 7162 §4: servers SHOULD accept command lines of 8192 octets.
 	c.IMAP.MaxLineLength = int(d.int64("imap.max_line_length", 8192, 51200))
