@@ -78,10 +78,13 @@ func (s *session) cmdSort(cmd *command) error {
 	if err := checkCharset(a.charset); err != nil {
 		return err
 	}
+	if a.searchArgs.criteria.usesModSeq() {
+		s.enableCondstore()
+	}
 	if a.ret.ReturnSave {
 		s.searchRes = nil // RFC 5182 §2.1: a failed command leaves "$" empty
 	}
-	found, err := s.search(&a.searchArgs.criteria)
+	found, modSeqs, err := s.searchModSeq(&a.searchArgs.criteria)
 	if err != nil {
 		return err
 	}
@@ -90,9 +93,13 @@ func (s *session) cmdSort(cmd *command) error {
 		return err
 	}
 	sorted := make([]target, len(found))
+	sortedModSeqs := make([]uint64, len(found))
 	for i, j := range mailsort.Sort(keys, a.criteria) {
-		sorted[i] = found[j]
+		sorted[i], sortedModSeqs[i] = found[j], modSeqs[j]
 	}
+	// RFC 7162 §3.1.5: with a MODSEQ search key, the highest MODSEQ of
+	// what is returned (MIN and MAX in sort order).
+	a.modSeq = a.resultModSeq(sorted, sortedModSeqs)
 	if a.update {
 		if err := s.startSortUpdate(cmd, &a, sorted); err != nil {
 			return err
@@ -117,6 +124,9 @@ func (s *session) cmdSort(cmd *command) error {
 			o.writeString(itoa(t.seq))
 		}
 	}
+	if a.modSeq > 0 {
+		o.writeString(" (MODSEQ " + utoa(a.modSeq) + ")")
+	}
 	o.crlf()
 	return nil
 }
@@ -136,6 +146,9 @@ func (s *session) cmdThread(cmd *command) error {
 	p.end()
 	if err := checkCharset(charset); err != nil {
 		return err
+	}
+	if crit.usesModSeq() {
+		s.enableCondstore() // RFC 7162 §3.1: a CONDSTORE-enabling command
 	}
 	found, err := s.search(&crit)
 	if err != nil {

@@ -415,8 +415,13 @@ func TestSortContextRandom(t *testing.T) {
 	subjects := []string{"a", "B", "Re: a", "c", "", "b"}
 	applied := map[string]int{}
 	for round := 0; round < 30; round++ {
+		var untagged []string // what a was told, in order
 		for range 1 + r.IntN(3) {
-			switch r.IntN(5) {
+			switch r.IntN(7) {
+			case 5: // a's own changes are told to a as well
+				untagged = append(untagged, a.ok(fmt.Sprintf(`o UID STORE %d:%d %sFLAGS (\Deleted)`, 2+r.IntN(10), 4+r.IntN(20), "+-"[r.IntN(2):][:1]))...)
+			case 6:
+				untagged = append(untagged, a.ok(`o UID EXPUNGE 1:*`)...)
 			case 0, 1:
 				m := fmt.Sprintf("Subject: %s\r\nDate: %d Feb 2024 10:00:00 +0000\r\n\r\n%s\r\n",
 					subjects[r.IntN(len(subjects))], 1+r.IntN(5), strings.Repeat("x", r.IntN(3)))
@@ -430,7 +435,7 @@ func TestSortContextRandom(t *testing.T) {
 				b.ok(`b EXPUNGE`)
 			}
 		}
-		untagged := a.ok("n NOOP")
+		untagged = append(untagged, a.ok("n NOOP")...)
 		for _, l := range untagged {
 			for tag := range contexts {
 				if rest, ok := strings.CutPrefix(l, `* ESEARCH (TAG "`+tag+`") UID `); ok {
@@ -691,4 +696,34 @@ func FuzzSortDifferential(f *testing.F) {
 			t.Fatalf("THREAD: got %v %v %s, want %s %s", ta[0], ta[1], canon(tc.toIMAP()), alg, canon(crit))
 		}
 	})
+}
+
+// SORT with the MODSEQ search key (RFC 7162 §3.1.5) enables CONDSTORE and
+// says the highest MODSEQ of what it returns; THREAD takes the key too.
+func TestSortModSeq(t *testing.T) {
+	e := newEnv(t)
+	sortBox(t, e)
+	c := e.login("alice")
+	c.ok("s SELECT INBOX")
+	vars := map[string]string{}
+	transcript(t, c, vars, `
+		C: m1 UID STORE 4 +FLAGS.SILENT (\Flagged)
+		S: m1 OK UID STORE completed
+		C: m2 UID FETCH 4 (MODSEQ)
+		S: * OK [HIGHESTMODSEQ ${=H}] Highest
+		S: * 3 FETCH (UID 4 MODSEQ (${=M}))
+		S: m2 OK UID FETCH completed
+		C: m3 UID SORT (SUBJECT) UTF-8 MODSEQ ${M}
+		S: * SORT 4 (MODSEQ ${M})
+		S: m3 OK UID SORT completed
+		C: m4 UID SORT RETURN (MIN COUNT) (REVERSE SUBJECT) UTF-8 MODSEQ 1
+		S: * ESEARCH (TAG "m4") UID MIN 2 COUNT 5 MODSEQ ${=TOP}
+		S: m4 OK UID SORT completed
+		C: m5 THREAD REFERENCES UTF-8 MODSEQ ${M}
+		S: * THREAD (3)
+		S: m5 OK THREAD completed
+	`)
+	if vars["TOP"] != vars["M"] {
+		t.Errorf("ESORT MODSEQ %s, want the highest, %s", vars["TOP"], vars["M"])
+	}
 }
