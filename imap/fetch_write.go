@@ -142,12 +142,54 @@ func writeBodyStructure(o *output, p *mimePart, extended bool) {
 }
 
 // writeParams writes body parameters sorted by name, the first of a
-// repeated name only.
+// repeated name only. Parameter lists are short: no map, and the sort is
+// an insertion sort in place of a copy.
 func writeParams(o *output, ps []param) {
 	if len(ps) == 0 {
 		o.nilAtom()
 		return
 	}
+	if len(ps) > 16 {
+		writeManyParams(o, ps)
+		return
+	}
+	var buf [16]param
+	list := buf[:0]
+	for _, p := range ps {
+		dup := false
+		for _, q := range list {
+			if q.key == p.key {
+				dup = true
+				break
+			}
+		}
+		if dup {
+			continue
+		}
+		// Stable: equal keys cannot be, so insert after smaller ones.
+		i := len(list)
+		list = append(list, p)
+		for i > 0 && list[i-1].key > p.key {
+			list[i] = list[i-1]
+			i--
+		}
+		list[i] = p
+	}
+	o.byte1('(')
+	for i, p := range list {
+		if i > 0 {
+			o.sp()
+		}
+		o.str(p.key)
+		o.sp()
+		o.str(p.value)
+	}
+	o.byte1(')')
+}
+
+// writeManyParams is writeParams for a long list (a hostile one: the
+// parser keeps every parameter).
+func writeManyParams(o *output, ps []param) {
 	seen := make(map[string]bool, len(ps))
 	var list []param
 	for _, p := range ps {

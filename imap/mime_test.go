@@ -2,6 +2,8 @@ package imap
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -94,4 +96,32 @@ func join(s []string) string {
 		b.WriteString(x)
 	}
 	return b.String()
+}
+
+// writeParams keeps the first of a repeated name and sorts by name, the
+// short lists in place as the long ones through a map.
+func TestWriteParams(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for n := 0; n < 40; n++ {
+		for range 50 {
+			var ps []param
+			for i := 0; i < n; i++ {
+				ps = append(ps, param{fmt.Sprint("k", r.IntN(n+1)), fmt.Sprint("v", i)})
+			}
+			var a, b bytes.Buffer
+			o1 := output{dst: &a}
+			writeParams(&o1, ps)
+			o1.flush()
+			o2 := output{dst: &b}
+			if len(ps) == 0 {
+				o2.nilAtom()
+			} else {
+				writeManyParams(&o2, ps)
+			}
+			o2.flush()
+			if a.String() != b.String() {
+				t.Fatalf("%v: %s, through the map %s", ps, a.String(), b.String())
+			}
+		}
+	}
 }
