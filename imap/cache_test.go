@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +103,12 @@ func TestCacheAfterRestart(t *testing.T) {
 	cacheBox(t, e)
 	root := e.user("alice").Root()
 	before := answers(e)
+	c := e.login("alice")
+	c.ok("s EXAMINE INBOX")
+	partSizes := literalSizes(c.ok("p UID FETCH 1:7 (BODY.PEEK[1] BODY.PEEK[2] BODY.PEEK[1.MIME])"))
+	if len(partSizes) != 21 {
+		t.Fatalf("part sizes %v", partSizes)
+	}
 	for i, a := range before {
 		if a == "" && !strings.Contains(cachedCommands[i], "SEARCH") {
 			t.Fatalf("%s: nothing", cachedCommands[i])
@@ -117,9 +125,14 @@ func TestCacheAfterRestart(t *testing.T) {
 			t.Errorf("%s after the restart:\n%s\nbefore:\n%s", cachedCommands[i], after[i], before[i])
 		}
 	}
-	// The files are scrambled indeed: the text comes from them.
-	c := e2.login("alice")
+	// The files are scrambled indeed: the text comes from them, and
+	// the parts are found where the cached tree says, not parsed again
+	// (a scrambled file has no parts: BODY[1] would be all of it).
+	c = e2.login("alice")
 	c.ok("s EXAMINE INBOX")
+	if got := literalSizes(c.ok("p UID FETCH 1:7 (BODY.PEEK[1] BODY.PEEK[2] BODY.PEEK[1.MIME])")); !slices.Equal(got, partSizes) {
+		t.Errorf("part sizes after the restart %v, before %v", got, partSizes)
+	}
 	if u := c.ok("f FETCH 1 (BODY.PEEK[TEXT]<0.20>)"); len(u) != 1 || !strings.Contains(u[0], "zzzz") {
 		t.Errorf("text of a scrambled file: %q", u)
 	}
@@ -241,4 +254,21 @@ func TestMaxCachedSortKeys(t *testing.T) {
 			t.Errorf("MaxCachedSortKeys %d: bound %d, want %d", tt.set, got, tt.want)
 		}
 	}
+}
+
+var literalRE2 = regexp.MustCompile(`\{(\d+)\}\r\n|\] ""|\] NIL`)
+
+// literalSizes lists the sizes of the literals in FETCH responses, 0 for
+// an empty string or NIL.
+func literalSizes(untagged []string) []string {
+	var out []string
+	for _, l := range untagged {
+		for _, m := range literalRE2.FindAllStringSubmatch(l, -1) {
+			if m[1] == "" {
+				m[1] = "0"
+			}
+			out = append(out, m[1])
+		}
+	}
+	return out
 }

@@ -11,7 +11,7 @@ import (
 // memory, for every session of the server. It is the one place where a
 // copy in memory still pays besides the store's cache: a SORT or THREAD
 // reads the keys of every message of a folder, clients sort again by
-// another column or after each change, and the keys are small (about 300
+// another column or after each change, and the keys are small (about 500
 // bytes a message with the map). Keys never change (message files are
 // immutable, and a new UIDVALIDITY makes a new entry), so nothing is ever
 // stale; expunged messages leave when their mailbox is evicted. Mailboxes

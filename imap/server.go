@@ -147,10 +147,10 @@ type Server struct {
 	MaxPendingUpdates int
 
 	// MaxCachedSortKeys bounds the messages whose SORT and THREAD keys
-	// are kept in memory for all sessions (about 400 bytes each), so
+	// are kept in memory for all sessions (about 500 bytes each), so
 	// that sorting a folder again reads nothing; beyond it the least
 	// recently sorted mailboxes are dropped. The keys are in the store's
-	// cache too, on disk. Default 100000 (about 40 MB when full);
+	// cache too, on disk. Default 100000 (about 50 MB when full);
 	// negative keeps none.
 	MaxCachedSortKeys int
 
