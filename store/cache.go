@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -65,6 +66,11 @@ type cache struct {
 	timer    *time.Timer
 	checked  time.Time // when the file was last looked at
 	dead     int64     // bytes of records superseded
+	// win is a window of the file read ahead: records are mostly read in
+	// UID order, which is the order they were written in, so a FETCH of
+	// many messages reads the file in large pieces, not one per message.
+	win    []byte
+	winOff int64
 }
 
 func newCache(b *box) *cache { return &cache{b: b, off: make(map[uint32]int64)} }
@@ -251,6 +257,7 @@ func (c *cache) openLocked() error {
 		}
 		var st syscall.Stat_t
 		if syscall.Stat(p, &st) == nil && st.Ino == c.ino {
+			c.checked = time.Now()
 			return nil
 		}
 		c.closeLocked()
@@ -306,54 +313,125 @@ func (c *cache) create(p string) (*os.File, error) {
 	return os.OpenFile(p, os.O_RDWR, 0)
 }
 
-// followLocked indexes the records appended since readOff.
+// followLocked indexes the records appended since readOff, reading the
+// file in chunks: a cache can be a good part of a gigabyte, and only the
+// record headers and UIDs are wanted here.
 func (c *cache) followLocked() {
 	c.checked = time.Now()
 	fi, err := c.f.Stat()
 	if err != nil || fi.Size() <= c.readOff {
 		return
 	}
-	buf := make([]byte, fi.Size()-c.readOff)
-	n, err := c.f.ReadAt(buf, c.readOff)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return
-	}
-	buf = buf[:n]
-	off := 0
-	for off < len(buf) {
-		body, rn, ok, bad := nextRecord(buf[off:])
-		if !ok || bad || len(body) < 5 {
-			// Half written (a crash, or another process right now):
-			// the next writer appends after it; readers skip it.
-			break
+	end := fi.Size()
+	buf := make([]byte, min(1<<20, end-c.readOff))
+	for c.readOff < end {
+		n, err := c.f.ReadAt(buf, c.readOff)
+		if n == 0 || err != nil && !errors.Is(err, io.EOF) {
+			return
 		}
-		uid := binary.LittleEndian.Uint32(body)
-		if old, ok := c.off[uid]; ok && old != c.readOff+int64(off) {
-			c.dead += int64(rn)
+		chunk := buf[:n]
+		off := 0
+		for off < len(chunk) {
+			body, rn, ok, bad := nextRecord(chunk[off:])
+			if bad || ok && len(body) < 5 {
+				// Damaged: the next writer appends after it;
+				// readers skip it.
+				c.readOff += int64(off)
+				return
+			}
+			if !ok {
+				break // runs past the chunk, or half written
+			}
+			uid := binary.LittleEndian.Uint32(body)
+			pos := c.readOff + int64(off)
+			if old, ok := c.off[uid]; ok && old != pos {
+				c.dead += int64(rn)
+			}
+			c.off[uid] = pos
+			off += rn
 		}
-		c.off[uid] = c.readOff + int64(off)
-		off += rn
+		c.readOff += int64(off)
+		if off == 0 {
+			// One record bigger than the buffer, or the end of what
+			// is written so far.
+			if l := recordLen(chunk); l > len(buf) && int64(l) <= end-c.readOff {
+				buf = make([]byte, l)
+				continue
+			}
+			return
+		}
 	}
-	c.readOff += int64(off)
 }
 
-func (c *cache) readRecord(off int64) ([]byte, error) {
-	var hdr [recHeaderSize]byte
-	if _, err := c.f.ReadAt(hdr[:], off); err != nil {
-		return nil, err
+// recordLen is the whole length of the record at the start of b, 0 if b
+// is too short to say.
+func recordLen(b []byte) int {
+	if len(b) < recHeaderSize {
+		return 0
 	}
-	l := binary.LittleEndian.Uint32(hdr[:])
+	return recHeaderSize + int(binary.LittleEndian.Uint32(b))
+}
+
+// cacheWindow is how much of the file one read brings in.
+const cacheWindow = 256 << 10
+
+// readRecord returns the body of the record at off (a copy: the window
+// moves on).
+func (c *cache) readRecord(off int64) ([]byte, error) {
+	if off < c.winOff || off+recHeaderSize > c.winOff+int64(len(c.win)) {
+		if err := c.readWindow(off); err != nil {
+			return nil, err
+		}
+	}
+	w := c.win[off-c.winOff:]
+	l := int(binary.LittleEndian.Uint32(w))
 	if l < 5 || l > 1<<24 {
 		return nil, errBadLog
 	}
-	body := make([]byte, l)
-	if _, err := c.f.ReadAt(body, off+recHeaderSize); err != nil {
-		return nil, err
+	if recHeaderSize+l > len(w) {
+		if l+recHeaderSize > cacheWindow {
+			return c.readLarge(off, l)
+		}
+		if err := c.readWindow(off); err != nil {
+			return nil, err
+		}
+		if w = c.win; recHeaderSize+l > len(w) {
+			return nil, io.ErrUnexpectedEOF
+		}
 	}
-	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(hdr[4:]) {
+	body := w[recHeaderSize : recHeaderSize+l]
+	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(w[4:]) {
 		return nil, errBadLog
 	}
-	return body, nil
+	return bytes.Clone(body), nil
+}
+
+func (c *cache) readWindow(off int64) error {
+	if c.win == nil {
+		c.win = make([]byte, cacheWindow)
+	}
+	c.win = c.win[:cap(c.win)]
+	n, err := c.f.ReadAt(c.win, off)
+	c.win, c.winOff = c.win[:n], off
+	if n < recHeaderSize {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
+}
+
+// readLarge reads a record too big for the window.
+func (c *cache) readLarge(off int64, l int) ([]byte, error) {
+	buf := make([]byte, recHeaderSize+l)
+	if _, err := c.f.ReadAt(buf, off); err != nil {
+		return nil, err
+	}
+	if crc32.Checksum(buf[recHeaderSize:], crcTable) != binary.LittleEndian.Uint32(buf[4:]) {
+		return nil, errBadLog
+	}
+	return buf[recHeaderSize:], nil
 }
 
 func (c *cache) close() {
@@ -364,6 +442,7 @@ func (c *cache) close() {
 }
 
 func (c *cache) closeLocked() {
+	c.win, c.winOff = nil, 0
 	if c.f != nil {
 		c.f.Close()
 		c.f = nil
