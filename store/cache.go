@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -69,8 +70,9 @@ type cache struct {
 	// win is a window of the file read ahead: records are mostly read in
 	// UID order, which is the order they were written in, so a FETCH of
 	// many messages reads the file in large pieces, not one per message.
-	win    []byte
-	winOff int64
+	win     []byte
+	winOff  int64
+	winHits int // records served from the current window
 }
 
 func newCache(b *box) *cache { return &cache{b: b, off: make(map[uint32]int64)} }
@@ -228,11 +230,17 @@ func (c *cache) compactLocked() {
 	binary.LittleEndian.PutUint32(h[8:], c.b.validity())
 	binary.LittleEndian.PutUint64(h[16:], randomID())
 	buf := h
-	for uid, off := range c.off {
-		if !live[uid] {
-			continue
+	// In UID order: that is the order messages are read in (a FETCH of a
+	// range), which the read-ahead window counts on.
+	uids := make([]uint32, 0, len(c.off))
+	for uid := range c.off {
+		if live[uid] {
+			uids = append(uids, uid)
 		}
-		body, err := c.readRecord(off)
+	}
+	slices.Sort(uids)
+	for _, uid := range uids {
+		body, err := c.readRecord(c.off[uid])
 		if err != nil {
 			continue
 		}
@@ -382,6 +390,8 @@ func (c *cache) readRecord(off int64) ([]byte, error) {
 		if err := c.readWindow(off); err != nil {
 			return nil, err
 		}
+	} else {
+		c.winHits++
 	}
 	w := c.win[off-c.winOff:]
 	l := int(binary.LittleEndian.Uint32(w))
@@ -410,7 +420,14 @@ func (c *cache) readWindow(off int64) error {
 	if c.win == nil {
 		c.win = make([]byte, cacheWindow)
 	}
+	// Reading on from where the window ended is reading in file order:
+	// read ahead. A jump elsewhere may be random access: read little.
+	sequential := c.win != nil && off >= c.winOff && off <= c.winOff+int64(len(c.win))+4096
 	c.win = c.win[:cap(c.win)]
+	if !sequential && c.winHits < 4 {
+		c.win = c.win[:8192]
+	}
+	c.winHits = 0
 	n, err := c.f.ReadAt(c.win, off)
 	c.win, c.winOff = c.win[:n], off
 	if n < recHeaderSize {
