@@ -154,6 +154,36 @@ func (l *ledger) add(box map[string]int, id string, n int) {
 	l.mu.Unlock()
 }
 
+// check compares the mailboxes with what the workers were told.
+func (l *ledger) check(t *testing.T, inbox, archive *store.Mailbox) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, box := range []struct {
+		name string
+		want map[string]int
+		m    *store.Mailbox
+	}{{"INBOX", l.inbox, inbox}, {"Archive", l.archive, archive}} {
+		if box.m == nil {
+			continue
+		}
+		got := contents(t, box.m)
+		for id, c := range box.want {
+			if c < 0 || c > 1 && box.name == "INBOX" {
+				t.Errorf("%s: ledger says %d of %s", box.name, c, id)
+			}
+			if got[id] != c {
+				t.Errorf("%s: %d of %s, want %d", box.name, got[id], id, c)
+			}
+		}
+		for id, c := range got {
+			if _, ok := box.want[id]; !ok {
+				t.Errorf("%s: %d of %s, which nobody stored", box.name, c, id)
+			}
+		}
+	}
+}
+
 // messageID reads the Message-ID the workload puts on the first line.
 func messageID(t testing.TB, m *store.Mailbox, uid uint32) (string, bool) {
 	b, err := m.OpenMessage(context.Background(), uid)
@@ -190,6 +220,16 @@ func (w *workload) randomUID(m *store.Mailbox, rng *rand.Rand) (uint32, bool) {
 	return uid, ok
 }
 
+// pick chooses a message of INBOX and reads its Message-ID.
+func (w *workload) pick(rng *rand.Rand) (uint32, string, bool) {
+	uid, ok := w.randomUID(w.inbox, rng)
+	if !ok {
+		return 0, "", false
+	}
+	mid, ok := messageID(w.t, w.inbox, uid)
+	return uid, mid, ok
+}
+
 func (w *workload) run(ops int, seed int64) error {
 	ctx := context.Background()
 	rng := rand.New(rand.NewSource(seed))
@@ -218,11 +258,7 @@ func (w *workload) run(ops int, seed int64) error {
 				return fmt.Errorf("set flags: %w", err)
 			}
 		case r < 78:
-			uid, ok := w.randomUID(w.inbox, rng)
-			if !ok {
-				continue
-			}
-			mid, ok := messageID(w.t, w.inbox, uid)
+			uid, mid, ok := w.pick(rng)
 			if !ok {
 				continue
 			}
@@ -234,11 +270,7 @@ func (w *workload) run(ops int, seed int64) error {
 				w.l.add(w.l.inbox, mid, -1)
 			}
 		case r < 90:
-			uid, ok := w.randomUID(w.inbox, rng)
-			if !ok {
-				continue
-			}
-			mid, ok := messageID(w.t, w.inbox, uid)
+			uid, mid, ok := w.pick(rng)
 			if !ok {
 				continue
 			}
@@ -250,11 +282,7 @@ func (w *workload) run(ops int, seed int64) error {
 				w.l.add(w.l.archive, mid, 1)
 			}
 		default:
-			uid, ok := w.randomUID(w.inbox, rng)
-			if !ok {
-				continue
-			}
-			mid, ok := messageID(w.t, w.inbox, uid)
+			uid, mid, ok := w.pick(rng)
 			if !ok {
 				continue
 			}
@@ -418,25 +446,7 @@ func testInstances(t *testing.T, n, ops int) {
 			t.Errorf("instance %d Archive differs from instance 0", i+1)
 		}
 	}
-	for name, pair := range map[string]struct {
-		want map[string]int
-		m    *store.Mailbox
-	}{"INBOX": {l.inbox, insts[0].inbox}, "Archive": {l.archive, insts[0].archive}} {
-		got := contents(t, pair.m)
-		for id, c := range pair.want {
-			if c < 0 || c > 1 && name == "INBOX" {
-				t.Errorf("%s: ledger says %d of %s", name, c, id)
-			}
-			if got[id] != c {
-				t.Errorf("%s: %d of %s, want %d", name, got[id], id, c)
-			}
-		}
-		for id, c := range got {
-			if _, ok := pair.want[id]; !ok {
-				t.Errorf("%s: %d of %s, which nobody stored", name, c, id)
-			}
-		}
-	}
+	l.check(t, insts[0].inbox, insts[0].archive)
 	root, _ := insts[0].u.Root(), ctx
 	checkUidlist(t, root)
 	checkUidlist(t, filepath.Join(root, ".Archive"))

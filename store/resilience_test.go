@@ -210,17 +210,7 @@ func TestLogDeletedWhileRunning(t *testing.T) {
 		t.Logf("uidlist:\n%s", ul)
 		t.Logf("log:\n%s", store.DumpLog(filepath.Join(root, "letterbox-log")))
 	}
-	got := contents(t, insts[0].inbox)
-	for id, c := range l.inbox {
-		if got[id] != c {
-			t.Errorf("INBOX: %d of %s, want %d", got[id], id, c)
-		}
-	}
-	for id := range got {
-		if _, ok := l.inbox[id]; !ok {
-			t.Errorf("INBOX: %s, which nobody stored", id)
-		}
-	}
+	l.check(t, insts[0].inbox, insts[0].archive)
 	t.Logf("log deleted %d times", deletions.Load())
 }
 

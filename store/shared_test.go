@@ -108,12 +108,7 @@ func TestSharedInstances(t *testing.T) {
 	for i, w := range insts {
 		mirrors[i].check(t, w.inbox)
 	}
-	got := contents(t, insts[0].inbox)
-	for id, c := range l.inbox {
-		if got[id] != c {
-			t.Errorf("INBOX: %d of %s, want %d", got[id], id, c)
-		}
-	}
+	l.check(t, insts[0].inbox, insts[0].archive)
 	checkUidlist(t, insts[0].u.Root())
 	_ = ctx
 }
