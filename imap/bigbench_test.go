@@ -316,11 +316,12 @@ func BenchmarkBigEnvelope(b *testing.B)    { benchBig(b, "FETCH 1:* (ENVELOPE)")
 func BenchmarkBigBodyStructure(b *testing.B) {
 	benchBig(b, "FETCH 1:* (BODYSTRUCTURE)")
 }
-func BenchmarkBigSortDate(b *testing.B)    { benchBig(b, "SORT (DATE) UTF-8 ALL") }
-func BenchmarkBigSortSubject(b *testing.B) { benchBig(b, "SORT (SUBJECT) UTF-8 ALL") }
-func BenchmarkBigSortFrom(b *testing.B)    { benchBig(b, "SORT (FROM) UTF-8 ALL") }
-func BenchmarkBigThread(b *testing.B)      { benchBig(b, "THREAD REFERENCES UTF-8 ALL") }
-func BenchmarkBigFlags(b *testing.B)       { benchBig(b, "UID FETCH 1:* (FLAGS)") }
+func BenchmarkBigSortDate(b *testing.B)     { benchBig(b, "SORT (DATE) UTF-8 ALL") }
+func BenchmarkBigSortSubject(b *testing.B)  { benchBig(b, "SORT (SUBJECT) UTF-8 ALL") }
+func BenchmarkBigSortFrom(b *testing.B)     { benchBig(b, "SORT (FROM) UTF-8 ALL") }
+func BenchmarkBigThread(b *testing.B)       { benchBig(b, "THREAD REFERENCES UTF-8 ALL") }
+func BenchmarkBigFlags(b *testing.B)        { benchBig(b, "UID FETCH 1:* (FLAGS)") }
+func BenchmarkBigSearchUnseen(b *testing.B) { benchBig(b, "UID SEARCH UNSEEN") }
 
 // BenchmarkBigFill is the first reading of the folder by a new server
 // with no cache: every message file parsed once, its items cached.

@@ -350,8 +350,13 @@ func (s *session) searchModSeq(c *criteria) ([]target, []uint64, error) {
 	msgs := make([]store.Message, 0, len(sel.uids))
 	var view []target
 	err := sel.mbox.Read(s.ctx, func(v *store.View) {
+		// Both are in UID order: one walk, not a lookup per message.
+		j, n := 0, v.Len()
 		for i, uid := range sel.uids {
-			if j := v.Seq(uid) - 1; j >= 0 {
+			for j < n && v.UID(j) < uid {
+				j++
+			}
+			if j < n && v.UID(j) == uid {
 				msgs = append(msgs, v.At(j))
 				view = append(view, target{seq: i + 1, uid: uid})
 			}

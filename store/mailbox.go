@@ -373,15 +373,23 @@ func (v *View) Len() int { return len(v.b.msgs) }
 // At returns the message at 0-based index i (sequence number i+1).
 func (v *View) At(i int) Message {
 	e := &v.b.msgs[i]
+	var kws []string
+	if e.kw != 0 {
+		kws = v.b.kwCache[e.kw]
+	}
 	return Message{
 		UID:      e.uid,
 		Flags:    e.flags,
-		Keywords: v.b.kwCache[e.kw],
+		Keywords: kws,
 		Size:     e.size,
 		Recent:   e.uid >= v.b.firstRecent,
 		ModSeq:   e.modseq,
 	}
 }
+
+// UID returns the UID of the message at 0-based index i, without the rest
+// of At: for walking a view alongside a list of UIDs.
+func (v *View) UID(i int) uint32 { return v.b.msgs[i].uid }
 
 // Seq returns the 1-based sequence number of uid, 0 if there is none.
 func (v *View) Seq(uid uint32) int { return v.b.find(uid) + 1 }
