@@ -15,24 +15,26 @@ import (
 
 // criteria is a decoded search program: every field must match (AND).
 type criteria struct {
-	seqSets    []imap.NumSet // sequence sets; "$" is imap.SearchRes()
-	uidSets    []imap.NumSet
-	since      time.Time // INTERNALDATE, days
-	before     time.Time
-	sentSince  time.Time // Date header, days
-	sentBefore time.Time
-	older      int64 // WITHIN: seconds, 0 = unset
-	younger    int64
-	header     []imap.SearchCriteriaHeaderField // FROM, TO... as header "From"...
-	body       []string
-	text       []string
-	flag       []imap.Flag // \Recent included
-	notFlag    []imap.Flag
-	larger     int64
-	smaller    int64 // 0 = unset
-	not        []criteria
-	or         [][2]criteria
-	modSeq     *imap.SearchCriteriaModSeq // RFC 7162 §3.1.5
+	seqSets     []imap.NumSet // sequence sets; "$" is imap.SearchRes()
+	uidSets     []imap.NumSet
+	since       time.Time // INTERNALDATE, days
+	before      time.Time
+	sentSince   time.Time // Date header, days
+	sentBefore  time.Time
+	savedSince  time.Time // RFC 8514 save date, days
+	savedBefore time.Time
+	older       int64 // WITHIN: seconds, 0 = unset
+	younger     int64
+	header      []imap.SearchCriteriaHeaderField // FROM, TO... as header "From"...
+	body        []string
+	text        []string
+	flag        []imap.Flag // \Recent included
+	notFlag     []imap.Flag
+	larger      int64
+	smaller     int64 // 0 = unset
+	not         []criteria
+	or          [][2]criteria
+	modSeq      *imap.SearchCriteriaModSeq // RFC 7162 §3.1.5
 }
 
 // searchArgs is a decoded SEARCH.
@@ -217,6 +219,17 @@ func parseKey(p *parser, c *criteria, uid bool, depth int) {
 		d := date()
 		c.sentSince = laterOf(c.sentSince, d, true)
 		c.sentBefore = laterOf(c.sentBefore, d.AddDate(0, 0, 1), false)
+	case "SAVEDBEFORE":
+		c.savedBefore = laterOf(c.savedBefore, date(), false)
+	case "SAVEDSINCE":
+		c.savedSince = laterOf(c.savedSince, date(), true)
+	case "SAVEDON":
+		d := date()
+		c.savedSince = laterOf(c.savedSince, d, true)
+		c.savedBefore = laterOf(c.savedBefore, d.AddDate(0, 0, 1), false)
+	case "SAVEDATESUPPORTED":
+		// RFC 8514 §4: every mailbox here keeps save dates, so this
+		// matches every message.
 	case "LARGER":
 		p.sp()
 		c.larger = max(c.larger, int64(p.number64(1<<63-1)))
@@ -283,6 +296,12 @@ func (c *criteria) and(sub criteria) {
 	}
 	if !sub.sentBefore.IsZero() {
 		c.sentBefore = laterOf(c.sentBefore, sub.sentBefore, false)
+	}
+	if !sub.savedSince.IsZero() {
+		c.savedSince = laterOf(c.savedSince, sub.savedSince, true)
+	}
+	if !sub.savedBefore.IsZero() {
+		c.savedBefore = laterOf(c.savedBefore, sub.savedBefore, false)
 	}
 	c.older = max(c.older, sub.older)
 	if sub.younger > 0 && (c.younger == 0 || sub.younger < c.younger) {

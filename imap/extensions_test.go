@@ -141,6 +141,39 @@ func TestWithin(t *testing.T) {
 	c.fails("b SEARCH YOUNGER 0", "BAD")
 }
 
+// SAVEDATE (RFC 8514): when the message came into the mailbox, not its
+// internal date.
+func TestSaveDate(t *testing.T) {
+	e := newEnv(t)
+	old := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
+	e.appendMsgAt("alice", "INBOX", msg("saved now, dated 2020"), 0, old)
+	c := e.login("alice")
+	c.ok("a SELECT INBOX")
+	u := c.ok("b FETCH 1 (INTERNALDATE SAVEDATE)")
+	today := time.Now().Format("_2-Jan-2006")
+	if len(u) != 1 || !strings.HasPrefix(u[0], `* 1 FETCH (INTERNALDATE " 4-Mar-2020 05:06:07 +0000" SAVEDATE "`+today) {
+		t.Errorf("%q, want INTERNALDATE of 2020 and SAVEDATE of today (%s)", u, today)
+	}
+	day := time.Now().Format("2-Jan-2006")
+	for q, want := range map[string]string{
+		"SAVEDON " + day:             "* SEARCH 1",
+		"SAVEDSINCE " + day:          "* SEARCH 1",
+		"SAVEDBEFORE " + day:         "* SEARCH",
+		"SAVEDBEFORE 1-Jan-2030":     "* SEARCH 1",
+		"SAVEDATESUPPORTED":          "* SEARCH 1",
+		"BEFORE 1-Jan-2021":          "* SEARCH 1",
+		"SAVEDSINCE 1-Jan-2030":      "* SEARCH",
+		"NOT SAVEDON " + day:         "* SEARCH",
+		"OR SAVEDON 1-Jan-2021 ALL":  "* SEARCH 1",
+		"SAVEDSINCE 1-Jan-2020 SEEN": "* SEARCH",
+	} {
+		if u := c.ok("s SEARCH " + q); len(u) != 1 || u[0] != want {
+			t.Errorf("SEARCH %s: %q, want %q", q, u, want)
+		}
+	}
+	c.fails("c SEARCH SAVEDON 32-Jan-2020", "BAD")
+}
+
 func TestPreview(t *testing.T) {
 	e := newEnv(t)
 	e.appendMsg("alice", "INBOX", "Subject: p\r\n\r\n> quoted line\r\nHello   there,\r\n\r\nthe  report.\r\n", 0)

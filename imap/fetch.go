@@ -27,6 +27,7 @@ const (
 	itemBinarySize    // BINARY.SIZE[...]
 	itemPreview       // PREVIEW
 	itemModSeq        // MODSEQ (RFC 7162 §3.1.4.2)
+	itemSaveDate      // SAVEDATE (RFC 8514)
 )
 
 type fetchItem struct {
@@ -128,6 +129,8 @@ func (a *fetchArgs) addItem(p *parser, w string) {
 	case "INTERNALDATE":
 		a.add(fetchItem{kind: itemInternalDate, name: w})
 		a.opts.InternalDate = true
+	case "SAVEDATE":
+		a.add(fetchItem{kind: itemSaveDate, name: w})
 	case "RFC822.SIZE":
 		a.add(fetchItem{kind: itemRFC822Size, name: w})
 		a.opts.RFC822Size = true

@@ -107,6 +107,7 @@ func (a *fetchArgs) setsSeen() bool {
 type prepared struct {
 	info     *msgInfo
 	date     time.Time
+	saved    time.Time // SAVEDATE
 	sections []section // per item, for sections and binaries
 	sizes    []int64   // per item, for BINARY.SIZE
 	preview  string
@@ -164,6 +165,10 @@ func (s *session) fetchOne(a *fetchArgs, t target, m store.Message, seenNow bool
 			sep()
 			o.writeString("INTERNALDATE ")
 			o.quoted(pr.date.Format("_2-Jan-2006 15:04:05 -0700"))
+		case itemSaveDate:
+			sep()
+			o.writeString("SAVEDATE ")
+			o.quoted(pr.saved.Format("_2-Jan-2006 15:04:05 -0700"))
 		case itemRFC822Size:
 			sep()
 			o.writeString("RFC822.SIZE " + itoa64(m.Size))
@@ -238,6 +243,10 @@ func (s *session) prepare(a *fetchArgs, src msgSource, m store.Message) (*prepar
 		switch it.kind {
 		case itemInternalDate:
 			if pr.date, err = src.mbox.InternalDate(src.key.uid); err != nil {
+				return nil, err
+			}
+		case itemSaveDate:
+			if pr.saved, err = saveDate(src.mbox, src.key.uid); err != nil {
 				return nil, err
 			}
 		case itemSection:

@@ -93,6 +93,12 @@ func (sc *searchCtx) match(m *searchMsg, c *criteria) (bool, error) {
 			return false, nil
 		}
 	}
+	if !c.savedSince.IsZero() || !c.savedBefore.IsZero() {
+		d, err := saveDate(m.src.mbox, m.msg.UID)
+		if err != nil || !dayInRange(d, c.savedSince, c.savedBefore) {
+			return false, nil
+		}
+	}
 	if !c.sentSince.IsZero() || !c.sentBefore.IsZero() {
 		d, err := sc.sentDate(m)
 		if err != nil {
@@ -144,6 +150,17 @@ func (sc *searchCtx) match(m *searchMsg, c *criteria) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// saveDate is a message's save date (RFC 8514): when it came into this
+// mailbox. Messages the store found already there when it built the
+// folder's log have none; their internal date stands in, as the closest
+// thing known (the RFC's NIL is for mailboxes that keep no save dates).
+func saveDate(mbox *store.Mailbox, uid uint32) (time.Time, error) {
+	if d, ok := mbox.SaveDate(uid); ok {
+		return d, nil
+	}
+	return mbox.InternalDate(uid)
 }
 
 func (sc *searchCtx) internalDate(m *searchMsg) (time.Time, bool) {
