@@ -393,8 +393,9 @@ func (s *session) searchModSeq(c *criteria) ([]target, []uint64, error) {
 	}
 	var found []target
 	var modSeqs []uint64
+	sm := new(searchMsg) // one for all: match keeps nothing of it
 	for i, t := range view {
-		sm := &searchMsg{t: t, msg: msgs[i], src: s.source(sel, t.uid)}
+		*sm = searchMsg{t: t, msg: msgs[i], src: s.source(sel, t.uid)}
 		ok, err := sc.match(sm, c)
 		if err != nil {
 			return nil, nil, err
