@@ -490,3 +490,19 @@ func BenchmarkBigCacheBytes(b *testing.B) {
 	}
 	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "sortkeys-heap-B/msg")
 }
+
+// BenchmarkBigSelectAfterRestart is SELECT of the 100,000-message INBOX by
+// a server that just started (new store and server on the same directory:
+// the folder's change log is read, nothing listed).
+func BenchmarkBigSelectAfterRestart(b *testing.B) {
+	dir := bigFolder(b)
+	e := newEnv(b, withDir(dir))
+	bigSession(e)
+	for b.Loop() {
+		b.StopTimer()
+		e = e.restart()
+		c := e.login("alice")
+		b.StartTimer()
+		c.run("s", "SELECT INBOX")
+	}
+}
