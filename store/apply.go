@@ -249,7 +249,7 @@ func (b *box) take(nb *box) {
 	b.expunged, b.horizon = nb.expunged, nb.horizon
 	b.logID, b.logIno, b.logOff, b.logStat, b.logSnap, b.logBad = nb.logID, nb.logIno, nb.logOff, nb.logStat, nb.logSnap, nb.logBad
 	b.noLogSince, b.logVerified = nb.noLogSince, nb.logVerified
-	b.seen, b.newRacy = nb.seen, nb.newRacy
+	b.seen = nb.seen
 	if nb.uidlistIno != 0 {
 		b.orphans, b.uidlistIno, b.uidlistOff, b.uidlistLines, b.uidlistHead = nb.orphans, nb.uidlistIno, nb.uidlistOff, nb.uidlistLines, nb.uidlistHead
 	}

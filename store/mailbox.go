@@ -89,9 +89,8 @@ type box struct {
 	noLogSince time.Time
 
 	// seen are the stamps of cur/, new/ and the uidlist that the index
-	// matches; newRacy says new/ changed too recently to trust its mtime.
-	seen    stamps
-	newRacy bool
+	// matches.
+	seen stamps
 
 	// The uidlist as read: lines for files not (yet) in the index with a
 	// UID above the index's (Dovecot numbered them, we may not see the

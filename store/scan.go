@@ -343,7 +343,7 @@ func (t *txn) rebase(f found) (found, error) {
 	}
 	fl, kw := parseInfo(info)
 	name := curName(nb, fl, kw)
-	from := filepath.Join(b.path, dirName2(f.inNew), f.name)
+	from := filepath.Join(b.path, subdir(f.inNew), f.name)
 	if err := t.rename(from, filepath.Join(b.path, "cur", name)); err != nil {
 		return found{}, err
 	}

@@ -279,7 +279,7 @@ func (b *box) measure(files []found, withDates bool) map[string]measured {
 		if n, ok := baseSize(base, 'W'); ok {
 			m.size = n
 		}
-		p := filepath.Join(b.path, dirName2(f.inNew), f.name)
+		p := filepath.Join(b.path, subdir(f.inNew), f.name)
 		if withDates || m.size < 0 {
 			if fi, err := os.Stat(p); err == nil {
 				m.date = fi.ModTime().UnixNano()
@@ -295,7 +295,8 @@ func (b *box) measure(files []found, withDates bool) map[string]measured {
 	return out
 }
 
-func dirName2(inNew bool) string {
+// subdir is the directory a message file is in.
+func subdir(inNew bool) string {
 	if inNew {
 		return "new"
 	}
