@@ -61,6 +61,7 @@ func TestGoRunSIGTERM(t *testing.T) {
 		}
 		close(logc)
 	}()
+	var seen []string // for the failure message
 	waitFor := func(what string, d time.Duration) bool {
 		timeout := time.After(d)
 		for {
@@ -69,6 +70,7 @@ func TestGoRunSIGTERM(t *testing.T) {
 				if !ok {
 					return false
 				}
+				seen = append(seen, line)
 				if strings.Contains(line, what) {
 					return true
 				}
@@ -79,7 +81,7 @@ func TestGoRunSIGTERM(t *testing.T) {
 	}
 	if !waitFor("letterbox ready", 3*time.Minute) {
 		cmd.Process.Kill()
-		t.Fatal("go run: no server ready")
+		t.Fatalf("go run: no server ready; it said:\n%s", strings.Join(seen, "\n"))
 	}
 	// The server is go run's child; note it, to clean up if the test
 	// fails.
@@ -101,6 +103,6 @@ func TestGoRunSIGTERM(t *testing.T) {
 	}
 	cmd.Wait()
 	if !waitFor("msg=stopped", time.Minute) {
-		t.Errorf("the server went on after SIGTERM to go run (pid %d)", child)
+		t.Errorf("the server went on after SIGTERM to go run (pid %d); it said:\n%s", child, strings.Join(seen, "\n"))
 	}
 }
