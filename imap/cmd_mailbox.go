@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"cmp"
 	"errors"
 	"strings"
 
@@ -75,8 +76,10 @@ func (s *session) cmdRename(cmd *command) error {
 	p.sp()
 	to, err2 := s.mailbox(p)
 	p.end()
-	if err := errors.Join(err1, err2); err != nil {
-		return err1
+	// Both names are read before either is judged, so a bad command is
+	// BAD whichever name is also bad.
+	if err := cmp.Or(err1, err2); err != nil {
+		return err
 	}
 	return s.user.Rename(s.ctx, from, strings.TrimSuffix(to, string(store.Separator)))
 }

@@ -252,6 +252,7 @@ func TestBadInput(t *testing.T) {
 	c.fails("a8 SELECT \"#shared/bob\"", "NO")
 	c.fails("a9 CREATE \"../../../tmp/x\"", "NO")
 	c.fails("a10 RENAME INBOX \"../escape\"", "NO")
+	c.fails("a10b RENAME INBOX \"&Jjo\"", "NO") // target not modified UTF-7
 	c.fails("a11 SELECT \"a\x00b\"", "BAD")
 	c.ok("b1 SELECT INBOX")
 	c.fails("b2 FETCH 1 (FLAGS", "BAD")
