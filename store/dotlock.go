@@ -92,6 +92,10 @@ type lockState struct {
 	known bool // owner parsed
 }
 
+// readLockState looks at the lock file. On a network file system the file
+// can be removed through another mount between our open and our fstat,
+// which then fail with ESTALE: the lock we looked at is gone, which callers
+// treat as they treat a lock that did not exist (see lockGone).
 func readLockState(path string) (lockState, error) {
 	f, err := openRetry(path)
 	if err != nil {
@@ -103,7 +107,10 @@ func readLockState(path string) (lockState, error) {
 		return lockState{}, err
 	}
 	var buf [256]byte
-	n, _ := f.Read(buf[:])
+	n, err := f.Read(buf[:])
+	if errors.Is(err, syscall.ESTALE) {
+		return lockState{}, err
+	}
 	st := lockState{mtime: fi.ModTime()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 		st.ino = sys.Ino
@@ -148,11 +155,11 @@ func acquireDotlock(ctx context.Context, path string, timeout time.Duration, mod
 				continue
 			}
 		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("store: lock %s: %w", filepath.Base(path), err)
-		}
-		if errors.Is(err, fs.ErrNotExist) {
+		if lockGone(err) {
 			continue // released between our create and our look
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: lock %s: %w", filepath.Base(path), err)
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("store: lock %s held by %s: timed out", filepath.Base(path), st.owner)
@@ -246,7 +253,7 @@ func breakLock(path string, seen lockState, host string, mode os.FileMode) (bool
 	defer b.release()
 	now, err := readLockState(path)
 	if err != nil {
-		return errors.Is(err, fs.ErrNotExist), nil
+		return lockGone(err), nil
 	}
 	if now.ino != seen.ino || !now.mtime.Equal(seen.mtime) || now.owner != seen.owner || !now.stale(host, dotlockStale, time.Now()) {
 		return false, nil // renewed or replaced meanwhile
@@ -308,6 +315,13 @@ func (l *dotlock) held() bool {
 		err = syscall.Stat(l.path, &sys)
 	}
 	return err == nil && sys.Ino == l.ino && sys.Ctim == l.ctime
+}
+
+// lockGone reports whether a look at a lock file failed because the file
+// is no longer there: not found, or (network file systems) removed through
+// another client while we held it open.
+func lockGone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESTALE)
 }
 
 // openRetry opens a file, looking its name up again when a network file
