@@ -183,12 +183,7 @@ func (b *box) applySnapshot(s *snapshot) {
 	b.horizon = s.horizon
 	b.keywords = s.keywords
 	b.expunged = s.expunged
-	b.msgs = make([]entry, len(s.msgs), len(s.msgs)+len(s.msgs)/8+16)
-	for i, m := range s.msgs {
-		e := &b.msgs[i]
-		e.uid, e.modseq, e.size, e.mtime, e.saved, e.ext = m.uid, m.modseq, m.size, m.date, m.saved, m.ext
-		e.setName(m.name)
-	}
+	b.msgs = s.msgs
 	b.rebuildKeywordCache()
 }
 
@@ -294,12 +289,7 @@ func (b *box) snapshot(buf []byte) []byte {
 	s := snapshot{
 		modseq: b.highestModSeq, time: time.Now().UnixNano(), nextUID: b.nextUID,
 		firstRecent: b.firstRecent, stamps: b.seen, horizon: b.horizon,
-		keywords: b.keywords, expunged: b.expunged,
-		msgs: make([]snapMsg, len(b.msgs)),
-	}
-	for i := range b.msgs {
-		e := &b.msgs[i]
-		s.msgs[i] = snapMsg{uid: e.uid, modseq: e.modseq, size: e.size, date: e.mtime, saved: e.saved, name: e.logName(), ext: e.ext}
+		keywords: b.keywords, expunged: b.expunged, msgs: b.msgs,
 	}
 	if cap(buf)-len(buf) < len(b.msgs)*64+256 {
 		buf = append(make([]byte, 0, len(buf)+len(b.msgs)*64+256), buf...)

@@ -26,7 +26,7 @@ import (
 //
 //	snapshot: 1 | modseq u64 | time i64 | nextUID u32 | firstRecent u32 |
 //	          stamps (cur, new, uidlist) 3×u64 | horizon u64 |
-//	          nkw | (slot u8, name)… | nmsg | (uid, modseq, size+1, date, saved, name, ext)… |
+//	          nkw | (slot u8, name)… | nmsg | (Δuid, Δmodseq, size+1, Δdate, Δsaved, name, ext)… |
 //	          nexp | (first uid, count, modseq)…
 //	commit:   2 | modseq u64 | time i64 | nextUID u32 | firstRecent u32 |
 //	          stamps before (cur, new, uidlist) 3×u64 | stamps after 3×u64 |
@@ -36,12 +36,18 @@ import (
 //	          expunge 3 | uid
 //	          keyword 4 | slot u8 | name
 //
+// In a snapshot, Δ fields are the difference to the previous message's
+// (the first message's to zero): Δuid an unsigned varint of at least 1,
+// the others signed varints. Neighbours have close UIDs, MODSEQs and dates,
+// so a message takes a few bytes besides its name, and reading a snapshot
+// of many messages reads little.
+//
 // A commit's modseq is 0 when it changes nothing a client sees (a file moved
 // from new/ to cur/, stamps, \Recent claimed).
 
 const (
 	logName       = "letterbox-log"
-	logMagic      = "LBXLOG01"
+	logMagic      = "LBXLOG02"
 	logHeaderSize = 32
 	recHeaderSize = 8
 
@@ -118,17 +124,6 @@ type commit struct {
 	ops         []logOp
 }
 
-// snapMsg is one message of a snapshot.
-type snapMsg struct {
-	uid    uint32
-	modseq uint64
-	size   int64
-	date   int64
-	saved  int64
-	name   string
-	ext    string
-}
-
 // expRange is a run of expunged UIDs that went with one MODSEQ.
 type expRange struct {
 	first, last uint32
@@ -144,7 +139,7 @@ type snapshot struct {
 	stamps      stamps
 	horizon     uint64
 	keywords    []string
-	msgs        []snapMsg
+	msgs        []entry // decoded straight into the index's form
 	expunged    []expRange
 }
 
@@ -228,14 +223,23 @@ func (s *snapshot) marshal(buf []byte) []byte {
 		e.str(k)
 	}
 	e.uv(uint64(len(s.msgs)))
-	for _, m := range s.msgs {
-		e.uv(uint64(m.uid))
-		e.uv(m.modseq)
+	var prev entry
+	for i := range s.msgs {
+		m := &s.msgs[i]
+		e.uv(uint64(m.uid - prev.uid))
+		e.sv(int64(m.modseq - prev.modseq))
 		e.uv(uint64(m.size + 1))
-		e.sv(m.date)
-		e.sv(m.saved)
-		e.str(m.name)
+		e.sv(m.mtime - prev.mtime)
+		e.sv(m.saved - prev.saved)
+		if m.inNew {
+			e.uv(uint64(len("new/") + len(m.name)))
+			e.b = append(e.b, "new/"...)
+			e.b = append(e.b, m.name...)
+		} else {
+			e.str(m.name)
+		}
 		e.str(m.ext)
+		prev = *m
 	}
 	e.uv(uint64(len(s.expunged)))
 	for _, r := range s.expunged {
@@ -425,22 +429,28 @@ func decodeSnapshot(body []byte) (*snapshot, error) {
 		}
 		s.keywords[slot] = name
 	}
-	nm := d.count(6)
-	s.msgs = make([]snapMsg, nm)
-	var last uint32
+	nm := d.count(7)
+	// Room to grow: the index appends to this slice as mail arrives.
+	s.msgs = make([]entry, nm, nm+nm/8+16)
+	var uid uint32
+	var modseq uint64
+	var date, saved int64
 	for i := 0; i < nm && d.err == nil; i++ {
-		m := &s.msgs[i]
-		m.uid = d.uid()
-		m.modseq = d.uv()
-		m.size = int64(d.uv()) - 1
-		m.date = d.sv()
-		m.saved = d.sv()
-		m.name = d.str()
-		m.ext = d.str()
-		if m.uid <= last {
+		du := d.uv()
+		if du == 0 || uint64(uid)+du > math.MaxUint32 {
 			d.fail()
+			break
 		}
-		last = m.uid
+		uid += uint32(du)
+		modseq += uint64(d.sv())
+		m := &s.msgs[i]
+		m.uid, m.modseq = uid, modseq
+		m.size = int64(d.uv()) - 1
+		date += d.sv()
+		saved += d.sv()
+		m.mtime, m.saved = date, saved
+		m.setName(d.str())
+		m.ext = d.str()
 	}
 	ne := d.count(3)
 	for i := 0; i < ne && d.err == nil; i++ {

@@ -24,12 +24,19 @@ func sampleSnapshot() *snapshot {
 	return &snapshot{
 		modseq: 99, time: 5, nextUID: 10, firstRecent: 8, stamps: stamps{1, 2, 3}, horizon: 50,
 		keywords: []string{"$Forwarded", "", "Later"},
-		msgs: []snapMsg{
-			{uid: 1, modseq: 60, size: 100, date: 7, saved: 9, name: "a:2,S"},
-			{uid: 5, modseq: 99, size: -1, date: 0, name: "new/b", ext: "W3 P0000"},
+		msgs: []entry{
+			snapEntry(entry{uid: 1, modseq: 60, size: 100, mtime: 7, saved: 9}, "a:2,S"),
+			snapEntry(entry{uid: 5, modseq: 99, size: -1, mtime: 0, ext: "W3 P0000"}, "new/b"),
+			snapEntry(entry{uid: 300, modseq: 61, size: 0, mtime: 1700000000123456789, saved: -5}, "c:2,FSa"),
 		},
 		expunged: []expRange{{first: 2, last: 4, modseq: 70}, {first: 6, last: 6, modseq: 80}},
 	}
+}
+
+// snapEntry is e with the file name as the log writes it.
+func snapEntry(e entry, name string) entry {
+	e.setName(name)
+	return e
 }
 
 func TestLogRecordsRoundTrip(t *testing.T) {
@@ -47,7 +54,7 @@ func TestLogRecordsRoundTrip(t *testing.T) {
 	rec = s.marshal(nil)
 	body, _, ok, _ = nextRecord(rec)
 	gs, err := decodeSnapshot(append([]byte(nil), body...))
-	if !ok || err != nil || !reflect.DeepEqual(gs, s) {
+	if !ok || err != nil || !reflect.DeepEqual(gs, s) || gs.msgs[2].flags != FlagFlagged|FlagSeen || gs.msgs[2].kw != 1 || !gs.msgs[1].inNew {
 		t.Errorf("snapshot round trip:\n%+v\n%+v (%v)", gs, s, err)
 	}
 	// Any byte changed is caught by the CRC; any cut is a record being
