@@ -362,28 +362,15 @@ func (s *session) search(c *criteria) ([]target, error) {
 	return found, err
 }
 
+// searchChunk is how many messages search copies out of the store at a
+// time: few enough that the copies are reused, not garbage the size of
+// the mailbox, many enough that taking the store's read lock is rare.
+const searchChunk = 8192
+
 // searchModSeq is search that also returns the MODSEQ each message had
 // when it matched.
 func (s *session) searchModSeq(c *criteria) ([]target, []uint64, error) {
 	sel := s.sel
-	msgs := make([]store.Message, 0, len(sel.uids))
-	var view []target
-	err := sel.mbox.Read(s.ctx, func(v *store.View) {
-		// Both are in UID order: one walk, not a lookup per message.
-		j, n := 0, v.Len()
-		for i, uid := range sel.uids {
-			for j < n && v.UID(j) < uid {
-				j++
-			}
-			if j < n && v.UID(j) == uid {
-				msgs = append(msgs, v.At(j))
-				view = append(view, target{seq: i + 1, uid: uid})
-			}
-		}
-	})
-	if err != nil {
-		return nil, nil, err
-	}
 	sc := &searchCtx{s: s, sel: sel, now: time.Now(), saved: make(map[uint32]bool), fields: headerKeys(c)}
 	if n := len(sel.uids); n > 0 {
 		sc.lastSeq, sc.lastUID = uint32(n), sel.uids[n-1]
@@ -394,15 +381,42 @@ func (s *session) searchModSeq(c *criteria) ([]target, []uint64, error) {
 	var found []target
 	var modSeqs []uint64
 	sm := new(searchMsg) // one for all: match keeps nothing of it
-	for i, t := range view {
-		*sm = searchMsg{t: t, msg: msgs[i], src: s.source(sel, t.uid)}
-		ok, err := sc.match(sm, c)
+	msgs := make([]store.Message, 0, min(searchChunk, len(sel.uids)))
+	view := make([]target, 0, cap(msgs))
+	for lo := 0; lo < len(sel.uids); lo += searchChunk {
+		hi := min(lo+searchChunk, len(sel.uids))
+		msgs, view = msgs[:0], view[:0]
+		// Matching happens outside the lock (it may read files); the
+		// messages of this chunk are copied out under it. The session's
+		// UIDs and the store's are both in UID order: one walk, not a
+		// lookup per message.
+		err := sel.mbox.Read(s.ctx, func(v *store.View) {
+			n := v.Len()
+			j := v.SearchUID(sel.uids[lo])
+			for i := lo; i < hi; i++ {
+				uid := sel.uids[i]
+				for j < n && v.UID(j) < uid {
+					j++
+				}
+				if j < n && v.UID(j) == uid {
+					msgs = append(msgs, v.At(j))
+					view = append(view, target{seq: i + 1, uid: uid})
+				}
+			}
+		})
 		if err != nil {
 			return nil, nil, err
 		}
-		if ok {
-			found = append(found, t)
-			modSeqs = append(modSeqs, msgs[i].ModSeq)
+		for i, t := range view {
+			*sm = searchMsg{t: t, msg: msgs[i], src: s.source(sel, t.uid)}
+			ok, err := sc.match(sm, c)
+			if err != nil {
+				return nil, nil, err
+			}
+			if ok {
+				found = append(found, t)
+				modSeqs = append(modSeqs, msgs[i].ModSeq)
+			}
 		}
 	}
 	return found, modSeqs, nil
@@ -441,7 +455,8 @@ func (s *session) writeSearch(cmd *command, a *searchArgs, found []target) {
 	if !a.esearch && !s.rev2 {
 		o.writeString("* SEARCH")
 		for _, t := range found {
-			o.writeString(" " + itoa(int(num(t))))
+			o.sp()
+			o.num(uint64(num(t)))
 		}
 		if a.modSeq > 0 {
 			o.writeString(" (MODSEQ " + utoa(a.modSeq) + ")")

@@ -137,6 +137,22 @@ func (o *output) atom(s string) { o.writeString(s) }
 func (o *output) nilAtom()      { o.writeString("NIL") }
 func (o *output) num64(n int64) { o.writeString(strconv.FormatInt(n, 10)) }
 
+// num writes a number straight into the buffer: FETCH and SEARCH write one
+// or more per message, and a string for each would be garbage to collect.
+func (o *output) num(n uint64) {
+	if o.err != nil {
+		return
+	}
+	o.grab()
+	if cap(o.buf)-len(o.buf) < 20 {
+		o.flushBuf()
+		if o.err != nil {
+			return
+		}
+	}
+	o.buf = strconv.AppendUint(o.buf, n, 10)
+}
+
 // str writes a string: quoted where the grammar allows it (no CR, LF or
 // NUL, 8-bit only once UTF-8 is enabled), a literal otherwise.
 func (o *output) str(s string) {

@@ -70,6 +70,7 @@ func (s *session) cmdFetch(cmd *command) error {
 		return err
 	}
 	gone := false
+	pr := new(prepared) // one for all messages: fetchOne keeps nothing of it
 	for i, t := range targets {
 		if !present[i] {
 			continue // expunged; the client will be told
@@ -77,7 +78,7 @@ func (s *session) cmdFetch(cmd *command) error {
 		if !a.changed(msgs[i]) {
 			continue // CHANGEDSINCE
 		}
-		ok, err := s.fetchOne(&a, t, msgs[i], seen[t.uid], at)
+		ok, err := s.fetchOne(&a, pr, t, msgs[i], seen[t.uid], at)
 		if err != nil {
 			return err
 		}
@@ -106,6 +107,7 @@ func (a *fetchArgs) setsSeen() bool {
 // prepared is what fetchOne computed before writing anything.
 type prepared struct {
 	info     *msgInfo
+	own      msgInfo // info when nothing is read from the file
 	date     time.Time
 	saved    time.Time // SAVEDATE
 	sections []section // per item, for sections and binaries
@@ -117,10 +119,9 @@ type prepared struct {
 // and writes nothing, if the message file is gone. Everything that can
 // fail is done before the response starts: a literal once announced must
 // get exactly its size.
-func (s *session) fetchOne(a *fetchArgs, t target, m store.Message, seenNow bool, at uint64) (bool, error) {
+func (s *session) fetchOne(a *fetchArgs, pr *prepared, t target, m store.Message, seenNow bool, at uint64) (bool, error) {
 	src := s.source(s.sel, t.uid)
-	pr, err := s.prepare(a, src, m)
-	if err != nil {
+	if err := s.prepare(pr, a, src, m); err != nil {
 		if errors.Is(err, store.ErrNoSuchMessage) || errors.Is(err, fs.ErrNotExist) {
 			return false, nil
 		}
@@ -141,7 +142,9 @@ func (s *session) fetchOne(a *fetchArgs, t target, m store.Message, seenNow bool
 	// RFC 7162 §3.2.4: setting \Seen is a change the response reports
 	// with UID and MODSEQ once CONDSTORE is enabled.
 	implied := seenNow && s.condstore
-	o.writeString("* " + itoa(t.seq) + " FETCH (")
+	o.writeString("* ")
+	o.num(uint64(t.seq))
+	o.writeString(" FETCH (")
 	first := true
 	sep := func() {
 		if !first {
@@ -151,7 +154,8 @@ func (s *session) fetchOne(a *fetchArgs, t target, m store.Message, seenNow bool
 	}
 	if hasUID || implied {
 		sep()
-		o.writeString("UID " + itoa(int(t.uid)))
+		o.writeString("UID ")
+		o.num(uint64(t.uid))
 	}
 	for i, it := range a.items {
 		switch it.kind {
@@ -171,7 +175,8 @@ func (s *session) fetchOne(a *fetchArgs, t target, m store.Message, seenNow bool
 			o.quoted(pr.saved.Format("_2-Jan-2006 15:04:05 -0700"))
 		case itemRFC822Size:
 			sep()
-			o.writeString("RFC822.SIZE " + itoa64(m.Size))
+			o.writeString("RFC822.SIZE ")
+			o.num(uint64(max(m.Size, 0)))
 		case itemEnvelope:
 			sep()
 			o.writeString("ENVELOPE ")
@@ -228,48 +233,56 @@ func showFlagsRequested(a *fetchArgs) bool {
 	return false
 }
 
-// prepare reads and parses what the items need.
-func (s *session) prepare(a *fetchArgs, src msgSource, m store.Message) (*prepared, error) {
-	pr := &prepared{info: &msgInfo{size: m.Size}}
+// prepare reads and parses what the items need into pr, which it resets
+// first (one is used for every message of a FETCH).
+func (s *session) prepare(pr *prepared, a *fetchArgs, src msgSource, m store.Message) error {
+	sections, sizes := pr.sections, pr.sizes
+	*pr = prepared{}
+	pr.own.size = m.Size
+	pr.info = &pr.own
 	var err error
 	if n := a.need(); n.any() {
 		if pr.info, err = s.load(src, m.Size, n); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	pr.sections = make([]section, len(a.items))
-	pr.sizes = make([]int64, len(a.items))
+	if cap(sections) < len(a.items) {
+		sections, sizes = make([]section, len(a.items)), make([]int64, len(a.items))
+	}
+	pr.sections, pr.sizes = sections[:len(a.items)], sizes[:len(a.items)]
+	clear(pr.sections)
+	clear(pr.sizes)
 	for i, it := range a.items {
 		switch it.kind {
 		case itemInternalDate:
 			if pr.date, err = src.mbox.InternalDate(src.key.uid); err != nil {
-				return nil, err
+				return err
 			}
 		case itemSaveDate:
 			if pr.saved, err = saveDate(src.mbox, src.key.uid); err != nil {
-				return nil, err
+				return err
 			}
 		case itemSection:
 			if pr.sections[i], err = s.bodySection(src, pr.info, it.section); err != nil {
-				return nil, err
+				return err
 			}
 		case itemBinary:
 			if pr.sections[i], err = s.binarySection(src, pr.info, it.part, it.partial); err != nil {
-				return nil, err
+				return err
 			}
 		case itemBinarySize:
 			sec, err := s.binarySection(src, pr.info, it.part, nil)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			pr.sizes[i] = sec.size()
 		case itemPreview:
 			if pr.preview, err = s.preview(src, pr.info); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return pr, nil
+	return nil
 }
 
 // writeSection writes a section as a literal (a literal8 for BINARY,

@@ -27,7 +27,11 @@ var systemFlags = []struct {
 
 // imapFlags turns the store's flags and keywords into FLAGS.
 func imapFlags(f store.Flag, keywords []string) []imap.Flag {
-	out := make([]imap.Flag, 0, 4+len(keywords))
+	return appendFlags(make([]imap.Flag, 0, 4+len(keywords)), f, keywords)
+}
+
+// appendFlags is imapFlags into a slice the caller reuses.
+func appendFlags(out []imap.Flag, f store.Flag, keywords []string) []imap.Flag {
 	for _, sf := range systemFlags {
 		if f&sf.store != 0 {
 			out = append(out, sf.imap)

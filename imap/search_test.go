@@ -1,10 +1,15 @@
 package imap
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/letterbox-mail/letterbox/auth"
 )
 
 // Every search key of RFC 3501 §6.4.4 / RFC 9051 §6.4.4 over the message
@@ -158,6 +163,80 @@ func TestSearchOtherCharsets(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("SEARCH %s = %q, want %q", query, got, want)
+		}
+	}
+}
+
+// TestSearchLargeMailbox searches a mailbox bigger than one searchChunk,
+// with a message expunged just before a chunk boundary, so the chunks
+// must meet exactly: every unseen message found once, in order, with its
+// own sequence number.
+func TestSearchLargeMailbox(t *testing.T) {
+	const n = 2*searchChunk + 50
+	dir := t.TempDir()
+	root := filepath.Join(dir, "mail", "alice", "Maildir")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ul strings.Builder
+	fmt.Fprintf(&ul, "3 V1700000000 N%d G0123456789abcdef0123456789abcdef\n", n+1)
+	msg := []byte("Subject: x\r\n\r\nbody\r\n")
+	for uid := 1; uid <= n; uid++ {
+		flags := "S"
+		if uid%7 == 0 || uid == searchChunk || uid == searchChunk+1 {
+			flags = ""
+		}
+		base := fmt.Sprintf("1700000000.M%dP1.host,S=%d", uid, len(msg))
+		if err := os.WriteFile(filepath.Join(root, "cur", base+":2,"+flags), msg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&ul, "%d :%s\n", uid, base)
+	}
+	if err := os.WriteFile(filepath.Join(root, "dovecot-uidlist"), []byte(ul.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, err := auth.HashPassword(testPassword, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.AddUser(filepath.Join(dir, "users"), "alice", h); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, withDir(dir))
+	c := e.login("alice")
+	c.ok("s SELECT INBOX")
+	// Expunge UID searchChunk-1, so that sequence numbers and UIDs part
+	// at the first boundary.
+	gone := searchChunk - 1
+	c.ok(fmt.Sprintf("d UID STORE %d +FLAGS.SILENT (\\Deleted)", gone))
+	c.ok(fmt.Sprintf("x UID EXPUNGE %d", gone))
+	var wantUIDs, wantSeqs, wantRange []string
+	lo, hi := searchChunk-3, searchChunk+3
+	seq := 0
+	for uid := 1; uid <= n; uid++ {
+		if uid == gone {
+			continue
+		}
+		seq++
+		if uid%7 == 0 || uid == searchChunk || uid == searchChunk+1 {
+			wantUIDs = append(wantUIDs, strconv.Itoa(uid))
+			wantSeqs = append(wantSeqs, strconv.Itoa(seq))
+			if seq >= lo && seq <= hi {
+				wantRange = append(wantRange, strconv.Itoa(seq))
+			}
+		}
+	}
+	for _, tc := range []struct{ cmd, want string }{
+		{"UID SEARCH UNSEEN", "* SEARCH " + strings.Join(wantUIDs, " ")},
+		{"SEARCH UNSEEN", "* SEARCH " + strings.Join(wantSeqs, " ")},
+		{fmt.Sprintf("SEARCH %d:%d UNSEEN", lo, hi), "* SEARCH " + strings.Join(wantRange, " ")},
+		{"SEARCH RETURN (COUNT) ALL", fmt.Sprintf("* ESEARCH (TAG \"c\") COUNT %d", n-1)},
+	} {
+		got := c.ok("c " + tc.cmd)
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s:\n got %.200q\nwant %.200q", tc.cmd, got, tc.want)
 		}
 	}
 }

@@ -315,10 +315,14 @@ func uidsOf(ts []target) []uint32 {
 
 // flagsOf is a message's FLAGS for this session: \Recent is per session
 // (and gone in IMAP4rev2).
+//
+// The slice is the session's scratch space, valid until the next call:
+// written out at once, one per message, it need not be garbage.
 func (sel *selected) flagsOf(s *session, f store.Flag, kws []string, uid uint32) []imap.Flag {
-	fl := imapFlags(f, kws)
+	fl := appendFlags(s.flagBuf[:0], f, kws)
 	if sel.recent[uid] && !s.rev2 {
 		fl = append(fl, flagRecent)
 	}
+	s.flagBuf = fl
 	return fl
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/letterbox-mail/letterbox/auth"
 	"github.com/letterbox-mail/letterbox/store"
 )
@@ -41,6 +43,8 @@ type session struct {
 
 	sel       *selected
 	searchRes []uint32 // RFC 5182 "$": UIDs saved by SEARCH RETURN (SAVE)
+
+	flagBuf []imap.Flag // flagsOf's scratch space
 }
 
 func newSession(c *conn) *session {
