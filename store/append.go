@@ -48,7 +48,7 @@ func (s *Store) writeTmp(dir string, r io.Reader, maxSize, exact int64, date tim
 		base = s.ids.next()
 		tmp = filepath.Join(dir, "tmp", base)
 		var err error
-		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, s.opts.FileMode)
+		f, err = openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, s.opts.FileMode)
 		if err == nil {
 			break
 		}

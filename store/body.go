@@ -58,7 +58,7 @@ func (m *Mailbox) OpenMessage(ctx context.Context, uid uint32) (*Body, error) {
 		if i < 0 {
 			return nil, ErrNoSuchMessage
 		}
-		f, err := os.Open(path)
+		f, err := openRead(path)
 		if err == nil {
 			if size < 0 {
 				size = 0

@@ -270,7 +270,7 @@ func (c *cache) openLocked() error {
 		}
 		c.closeLocked()
 	}
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	f, err := openFile(p, os.O_RDWR, 0)
 	if isNotExist(err) {
 		f, err = c.create(p)
 	}
@@ -318,7 +318,7 @@ func (c *cache) create(p string) (*os.File, error) {
 	if err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, err
 	}
-	return os.OpenFile(p, os.O_RDWR, 0)
+	return openFile(p, os.O_RDWR, 0)
 }
 
 // followLocked indexes the records appended since readOff, reading the

@@ -155,12 +155,12 @@ func (s *Store) stage(src source, dstDir string) (pending, error) {
 }
 
 func copyFile(from, to string, mtime time.Time, mode os.FileMode) error {
-	in, err := os.Open(from)
+	in, err := openRead(from)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	out, err := openFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return wrapErr("copy", err)
 	}

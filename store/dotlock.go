@@ -184,7 +184,7 @@ func acquireDotlock(ctx context.Context, path string, timeout time.Duration, mod
 // dotlocks too. Where hard links are not allowed, an exclusive create.
 func createLock(path string, me lockOwner, mode os.FileMode) (*dotlock, error) {
 	tmp := path + ".tmp." + strconv.Itoa(me.pid) + "." + randomSuffix()
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func createLock(path string, me lockOwner, mode os.FileMode) (*dotlock, error) {
 }
 
 func createLockExcl(path string, me lockOwner, mode os.FileMode) (*dotlock, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	f, err := openFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +329,7 @@ func lockGone(err error) bool {
 // names another file, which is what we want to see.
 func openRetry(path string) (*os.File, error) {
 	for i := 0; ; i++ {
-		f, err := os.Open(path)
+		f, err := openRead(path)
 		if err == nil || !errors.Is(err, syscall.ESTALE) || i >= 3 {
 			return f, err
 		}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/google/renameio/v2"
 )
@@ -58,3 +59,26 @@ func readFileIfExists(path string) ([]byte, error) {
 	}
 	return data, err
 }
+
+// openFile is os.OpenFile for the files the store reads and writes, minus
+// what os.OpenFile adds on Linux in case a file can be polled: for every
+// regular file it sets O_NONBLOCK, fails to add it to epoll and clears
+// O_NONBLOCK again: three system calls that double the cost of opening a
+// message (measured under gVisor: 11.6 → 6.0 µs for open and close).
+// os.NewFile checks the flags once and leaves the file unpolled, which
+// regular files are anyway.
+func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(name, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		return os.NewFile(uintptr(fd), name), nil
+	}
+}
+
+// openRead opens a file for reading, as os.Open does (see openFile).
+func openRead(name string) (*os.File, error) { return openFile(name, os.O_RDONLY, 0) }

@@ -29,7 +29,7 @@ func (b *box) logPath() string { return filepath.Join(b.path, logName) }
 // file is not the one we follow, and errDiverged when a record does not
 // fit the index; the caller then reloads.
 func (b *box) followLog() error {
-	f, err := os.Open(b.logPath())
+	f, err := openRead(b.logPath())
 	if err != nil {
 		if isNotExist(err) {
 			return errLogGone
@@ -109,7 +109,7 @@ func (b *box) sameLog(f *os.File) bool {
 // for a missing file and errBadLog for one that is not a usable log of
 // this folder.
 func (b *box) readLog(uidValidity uint32) (*box, error) {
-	f, err := os.Open(b.logPath())
+	f, err := openRead(b.logPath())
 	if err != nil {
 		if isNotExist(err) {
 			return nil, errLogGone
@@ -218,7 +218,7 @@ func (b *box) appendLog(rec []byte) error {
 			return err
 		}
 	}
-	f, err := os.OpenFile(b.logPath(), os.O_RDWR, 0)
+	f, err := openFile(b.logPath(), os.O_RDWR, 0)
 	if isNotExist(err) {
 		return errLogGone
 	}

@@ -20,7 +20,7 @@ import (
 // readUidlistHead reads the first line of the uidlist: UIDVALIDITY, next
 // UID and GUID. ok is false when there is no usable uidlist.
 func (b *box) readUidlistHead() (ul *uidlist, ok bool, err error) {
-	f, err := os.Open(filepath.Join(b.path, uidlistName))
+	f, err := openRead(filepath.Join(b.path, uidlistName))
 	if err != nil {
 		if isNotExist(err) {
 			return nil, false, nil
@@ -46,7 +46,7 @@ func (b *box) readUidlistHead() (ul *uidlist, ok bool, err error) {
 // rewritten, as Dovecot does; UIDs then change, mail is kept).
 func (b *box) readUidlistAll() (*uidlist, error) {
 	p := filepath.Join(b.path, uidlistName)
-	f, err := os.Open(p)
+	f, err := openRead(p)
 	if err != nil {
 		if isNotExist(err) {
 			return nil, nil
@@ -88,7 +88,7 @@ func (b *box) readUidlistAll() (*uidlist, error) {
 // dotlock is held.
 func (b *box) readUidlistNew() (entries []uidEntry, header *uidlist, err error) {
 	p := filepath.Join(b.path, uidlistName)
-	f, err := os.Open(p)
+	f, err := openRead(p)
 	if err != nil {
 		if isNotExist(err) {
 			return nil, nil, nil
@@ -201,7 +201,7 @@ func (t *txn) appendUidlist(lines []uidEntry) error {
 	t.touch(fileUidlist)
 	p := filepath.Join(b.path, uidlistName)
 	var buf bytes.Buffer
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND, 0)
+	f, err := openFile(p, os.O_RDWR|os.O_APPEND, 0)
 	if isNotExist(err) {
 		return b.rewriteUidlist(t, lines)
 	}

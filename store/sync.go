@@ -306,7 +306,7 @@ func subdir(inNew bool) string {
 // measureFile returns the CRLF size of a file: its size plus one for every
 // LF without a CR before it.
 func measureFile(path string) (int64, error) {
-	f, err := os.Open(path)
+	f, err := openRead(path)
 	if err != nil {
 		return 0, err
 	}
