@@ -36,8 +36,8 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("append on a full disk: %v, want ENOSPC and ErrNoSpace", err)
 	}
 	for _, sub := range []string{"tmp", "new"} {
-		if ents, _ := os.ReadDir(filepath.Join(u.Root(), sub)); len(ents) != 0 {
-			t.Errorf("%s/ keeps %d files after the failed append", sub, len(ents))
+		if left := store.LeftIn(filepath.Join(u.Root(), sub)); len(left) != 0 {
+			t.Errorf("%s/ keeps %d files after the failed append: %v", sub, len(left), left)
 		}
 	}
 	if got := uids(t, m); len(got) != 1 {
@@ -110,8 +110,8 @@ func TestDiskFullAtEveryStep(t *testing.T) {
 			t.Fatalf("free %d: %v, want ErrNoSpace", free, err)
 		}
 		os.Remove(filler)
-		if ents, _ := os.ReadDir(filepath.Join(u.Root(), "tmp")); len(ents) != 0 {
-			t.Errorf("free %d: tmp/ keeps %d files: %v (err %v)", free, len(ents), ents, err)
+		if left := store.LeftIn(filepath.Join(u.Root(), "tmp")); len(left) != 0 {
+			t.Errorf("free %d: tmp/ keeps %d files: %v (err %v)", free, len(left), left, err)
 		}
 	}
 	if debugDiskFull {

@@ -135,12 +135,18 @@ func (st lockState) stale(host string, maxAge time.Duration, now time.Time) bool
 
 // acquireDotlock waits for the lock until ctx ends or timeout passes.
 func acquireDotlock(ctx context.Context, path string, timeout time.Duration, mode os.FileMode) (*dotlock, error) {
+	return acquireDotlockWith(ctx, path, timeout, mode, createLock)
+}
+
+// acquireDotlockWith is acquireDotlock with the way a lock file is made:
+// create fails with an error that is fs.ErrExist when the lock is taken.
+func acquireDotlockWith(ctx context.Context, path string, timeout time.Duration, mode os.FileMode, create func(string, lockOwner, os.FileMode) (*dotlock, error)) (*dotlock, error) {
 	host := thisHost()
 	me := lockOwner{pid: os.Getpid(), host: host}
 	deadline := time.Now().Add(timeout)
 	delay := 100 * time.Microsecond
 	for {
-		l, err := createLock(path, me, mode)
+		l, err := create(path, me, mode)
 		if err == nil {
 			return l, nil
 		}

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -14,4 +16,17 @@ func WithFolderLockForTest(dir string, fn func() error) error {
 	}
 	defer l.release()
 	return fn()
+}
+
+// LeftIn lists what dir holds besides lock templates (locktmpl.go): what
+// an operation that failed must not leave behind in tmp/, new/ or cur/.
+func LeftIn(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), lockTmplPrefix) {
+			left = append(left, e.Name())
+		}
+	}
+	return left
 }

@@ -54,10 +54,11 @@ type box struct {
 	ownMu sync.Mutex
 	own   map[string]struct{}
 
-	mu     sync.RWMutex
-	loaded bool
-	gone   bool
-	msgs   []entry // ascending UID
+	mu       sync.RWMutex
+	lockTmpl string // the folder's lock template (locktmpl.go), "" until made
+	loaded   bool
+	gone     bool
+	msgs     []entry // ascending UID
 
 	uidValidity   uint32
 	nextUID       uint32

@@ -153,8 +153,8 @@ func TestInterruptedAppendLeavesNothing(t *testing.T) {
 		t.Fatalf("over-limit append: %v, want ErrTooBig", err)
 	}
 	for _, sub := range []string{"tmp", "new", "cur"} {
-		if ents, _ := os.ReadDir(filepath.Join(u.Root(), sub)); len(ents) != 0 {
-			t.Errorf("%s/ holds %d files", sub, len(ents))
+		if left := store.LeftIn(filepath.Join(u.Root(), sub)); len(left) != 0 {
+			t.Errorf("%s/ holds %d files: %v", sub, len(left), left)
 		}
 	}
 	if got := uids(t, m); len(got) != 0 {

@@ -30,7 +30,7 @@ func (b *box) rebuild(ctx context.Context, held *dotlock) error {
 	for attempt := 0; ; attempt++ {
 		var err error
 		if lock == nil {
-			lock, err = acquireDotlock(ctx, filepath.Join(b.path, uidlistName+".lock"), b.s.opts.LockTimeout, b.s.opts.FileMode)
+			lock, err = b.lockFolder(ctx)
 			if err != nil {
 				return err
 			}

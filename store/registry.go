@@ -79,6 +79,9 @@ func (s *Store) dropLocked(b *box) {
 	go func() {
 		defer s.bg.Done()
 		b.cache.close()
+		b.mu.Lock()
+		b.dropLockTemplate()
+		b.mu.Unlock()
 	}()
 	if s.watcher != nil {
 		s.watcher.remove(b)

@@ -320,6 +320,9 @@ func (s *Store) Close() error {
 	s.poller.close()
 	for _, b := range boxes {
 		b.cache.close()
+		b.mu.Lock()
+		b.dropLockTemplate()
+		b.mu.Unlock()
 	}
 	var err error
 	if w != nil {

@@ -111,7 +111,7 @@ func (b *box) begin(ctx context.Context, origin any) (*txn, error) {
 	if b.gone {
 		return nil, ErrNotFound
 	}
-	lock, err := acquireDotlock(ctx, filepath.Join(b.path, uidlistName+".lock"), b.s.opts.LockTimeout, b.s.opts.FileMode)
+	lock, err := b.lockFolder(ctx)
 	if err != nil {
 		return nil, err
 	}
