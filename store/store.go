@@ -25,7 +25,7 @@
 //
 //   - letterbox-log (logformat.go): a snapshot of the folder's index, then
 //     commit records. Compacted into a new snapshot when the records
-//     outweigh it (so at most about twice a snapshot, 56 bytes a message).
+//     outweigh it (so at most about twice a snapshot, 48 bytes a message).
 //     Rebuildable: deleted or damaged, it is rebuilt from dovecot-uidlist
 //     and a listing; every message then gets one new MODSEQ, above all
 //     earlier ones (clients resync flags; UIDs and UIDVALIDITY are kept,
@@ -55,8 +55,10 @@
 // Dotlocks are made as Dovecot makes them (a filled file hard-linked to the
 // lock's name, "<pid>:<host>" inside); one whose holder is a dead process
 // of this host is broken at once, one held elsewhere after 120 s
-// untouched. Nothing slow happens under the lock: files are measured and
-// read before it is taken.
+// untouched. A folder's lock is linked from a template the process keeps
+// in the folder's tmp/ (locktmpl.go), so a change creates no file. Nothing
+// slow happens under the lock: files are measured and read before it is
+// taken.
 //
 // The store knows nothing of IMAP or POP3. Flags are Maildir info letters,
 // keywords are plain names, and mailbox names are UTF-8 with "/" between
