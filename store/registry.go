@@ -21,13 +21,12 @@ func (s *Store) openBox(ctx context.Context, root, name, path string) (*Mailbox,
 		return nil, ErrClosed
 	}
 	b, ok := s.boxes[path]
+	var w *watcher
 	if !ok {
 		b = &box{s: s, name: name, root: root, path: path, kwCache: make(map[uint32][]string)}
 		b.cache = newCache(b)
 		s.boxes[path] = b
-		if s.watcher != nil {
-			s.watcher.add(b)
-		}
+		w = s.watcher
 	}
 	b.refs++
 	if b.linger != nil {
@@ -36,7 +35,32 @@ func (s *Store) openBox(ctx context.Context, root, name, path string) (*Mailbox,
 	}
 	s.mu.Unlock()
 
-	if err := b.refresh(ctx); err != nil {
+	// Adding the inotify watches takes milliseconds (about 10 for a
+	// folder here): it runs beside the first load rather than before it
+	// (and never under s.mu, which every open takes). A change that falls
+	// between the load's look and the watches is caught by the sync that
+	// kick schedules once they are in place (three stats if nothing
+	// changed); reads check the stamps anyway. We wait for the watches
+	// before returning, so the box is never dropped with an add pending.
+	var watched chan struct{}
+	if w != nil {
+		watched = make(chan struct{})
+		go func() {
+			defer close(watched)
+			if h := s.hooks.watchAdd; h != nil {
+				h(b)
+			}
+			w.add(b)
+		}()
+	}
+	err := b.refresh(ctx)
+	if watched != nil {
+		<-watched
+		if err == nil {
+			w.kick(b)
+		}
+	}
+	if err != nil {
 		s.release(b)
 		return nil, err
 	}

@@ -230,6 +230,9 @@ type Store struct {
 		// logWrite, if set, is the result of the next log append
 		// (nil: write it).
 		logWrite func() error
+		// watchAdd runs just before a newly opened folder's watches
+		// are added.
+		watchAdd func(*box)
 	}
 
 	mu     sync.Mutex

@@ -45,11 +45,17 @@ func newWatcher(s *Store) (*watcher, error) {
 	return w, nil
 }
 
+// add watches b's directories. The system calls happen outside w.mu, so
+// events of other folders are not held up meanwhile; remove leaves a
+// directory alone once add has claimed it for another box.
 func (w *watcher) add(b *box) {
+	dirs := []string{filepath.Join(b.path, "cur"), filepath.Join(b.path, "new"), b.path}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, dir := range []string{filepath.Join(b.path, "cur"), filepath.Join(b.path, "new"), b.path} {
+	for _, dir := range dirs {
 		w.dirs[dir] = b
+	}
+	w.mu.Unlock()
+	for _, dir := range dirs {
 		if err := w.w.Add(dir); err != nil && !errors.Is(err, fsnotify.ErrClosed) {
 			// Out of inotify watches, or not there yet: the stamp
 			// check before reads and the poller still see changes.
