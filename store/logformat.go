@@ -10,7 +10,7 @@ import (
 
 // The change log, letterbox-log, one per folder beside dovecot-uidlist.
 //
-//	header   "LBXLOG01" | uidvalidity u32 | 0 u32 | log id u64 | base modseq u64   (32 bytes)
+//	header   "LBXLOG02" | uidvalidity u32 | 0 u32 | log id u64 | base modseq u64   (32 bytes)
 //	record   body length u32 | CRC-32C of body u32 | body
 //
 // The first record is a snapshot (the whole index at the moment the log was
@@ -26,8 +26,9 @@ import (
 //
 //	snapshot: 1 | modseq u64 | time i64 | nextUID u32 | firstRecent u32 |
 //	          stamps (cur, new, uidlist) 3×u64 | horizon u64 |
-//	          nkw | (slot u8, name)… | nmsg | (Δuid, Δmodseq, size+1, Δdate, Δsaved, name, ext)… |
+//	          nkw | (slot u8, name)… | nmsg | (count, bytes, message…)… |
 //	          nexp | (first uid, count, modseq)…
+//	message:  Δuid | Δmodseq | size+1 | Δdate | Δsaved | name | ext
 //	commit:   2 | modseq u64 | time i64 | nextUID u32 | firstRecent u32 |
 //	          stamps before (cur, new, uidlist) 3×u64 | stamps after 3×u64 |
 //	          nops | op…
@@ -36,8 +37,9 @@ import (
 //	          expunge 3 | uid
 //	          keyword 4 | slot u8 | name
 //
-// In a snapshot, Δ fields are the difference to the previous message's
-// (the first message's to zero): Δuid an unsigned varint of at least 1,
+// In a snapshot, messages come in chunks (logsnap.go), and Δ fields are
+// the difference to the previous message's of the chunk (the first
+// message's to zero): Δuid an unsigned varint of at least 1,
 // the others signed varints. Neighbours have close UIDs, MODSEQs and dates,
 // so a message takes a few bytes besides its name, and reading a snapshot
 // of many messages reads little.
@@ -222,25 +224,7 @@ func (s *snapshot) marshal(buf []byte) []byte {
 		e.u8(uint8(i))
 		e.str(k)
 	}
-	e.uv(uint64(len(s.msgs)))
-	var prev entry
-	for i := range s.msgs {
-		m := &s.msgs[i]
-		e.uv(uint64(m.uid - prev.uid))
-		e.sv(int64(m.modseq - prev.modseq))
-		e.uv(uint64(m.size + 1))
-		e.sv(m.mtime - prev.mtime)
-		e.sv(m.saved - prev.saved)
-		if m.inNew {
-			e.uv(uint64(len("new/") + len(m.name)))
-			e.b = append(e.b, "new/"...)
-			e.b = append(e.b, m.name...)
-		} else {
-			e.str(m.name)
-		}
-		e.str(m.ext)
-		prev = *m
-	}
+	e.snapMsgs(s.msgs)
 	e.uv(uint64(len(s.expunged)))
 	for _, r := range s.expunged {
 		e.uv(uint64(r.first))
@@ -429,29 +413,7 @@ func decodeSnapshot(body []byte) (*snapshot, error) {
 		}
 		s.keywords[slot] = name
 	}
-	nm := d.count(7)
-	// Room to grow: the index appends to this slice as mail arrives.
-	s.msgs = make([]entry, nm, nm+nm/8+16)
-	var uid uint32
-	var modseq uint64
-	var date, saved int64
-	for i := 0; i < nm && d.err == nil; i++ {
-		du := d.uv()
-		if du == 0 || uint64(uid)+du > math.MaxUint32 {
-			d.fail()
-			break
-		}
-		uid += uint32(du)
-		modseq += uint64(d.sv())
-		m := &s.msgs[i]
-		m.uid, m.modseq = uid, modseq
-		m.size = int64(d.uv()) - 1
-		date += d.sv()
-		saved += d.sv()
-		m.mtime, m.saved = date, saved
-		m.setName(d.str())
-		m.ext = d.str()
-	}
+	s.msgs = d.snapMsgs()
 	ne := d.count(3)
 	for i := 0; i < ne && d.err == nil; i++ {
 		first := d.uid()

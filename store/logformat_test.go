@@ -2,7 +2,10 @@ package store
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -105,4 +108,42 @@ func FuzzLogRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A snapshot of more messages than one chunk round-trips (decoded on
+// several goroutines), and chunks whose UIDs do not ascend across their
+// seam, or that hold fewer messages than they say, are refused.
+func TestSnapshotChunks(t *testing.T) {
+	n := 2*snapChunk + 100
+	s := &snapshot{modseq: 7, nextUID: uint32(3*n + 1)}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("17000%05d.M%dP1.host,S=%d:2,S", i, i, i)
+		if i%3 == 0 {
+			name = "new/" + name[:strings.IndexByte(name, ':')]
+		}
+		s.msgs = append(s.msgs, snapEntry(entry{uid: uint32(3*i + 1), modseq: uint64(1000 + i%7), size: int64(i), mtime: int64(i) * 1e9, saved: -int64(i)}, name))
+	}
+	rec := s.marshal(nil)
+	body, _, ok, _ := nextRecord(rec)
+	got, err := decodeSnapshot(bytes.Clone(body))
+	if !ok || err != nil || !reflect.DeepEqual(got.msgs, s.msgs) {
+		t.Fatalf("chunked snapshot round trip: ok=%v err=%v equal=%v", ok, err, err == nil && reflect.DeepEqual(got.msgs, s.msgs))
+	}
+
+	seam := slices.Clone(s.msgs)
+	seam[snapChunk].uid = seam[snapChunk-1].uid // second chunk starts no higher
+	body, _, _, _ = nextRecord((&snapshot{msgs: seam}).marshal(nil))
+	if _, err := decodeSnapshot(bytes.Clone(body)); err == nil {
+		t.Error("UIDs that do not ascend across a chunk seam were accepted")
+	}
+
+	// Claim one message more than the chunks hold.
+	var e enc
+	e.snapMsgs(s.msgs[:10])
+	short := append([]byte{}, e.b...)
+	short[0]++ // nmsg is the first varint (10 < 128: one byte)
+	d := newDec(short)
+	if msgs := d.snapMsgs(); d.err == nil {
+		t.Errorf("a count beyond the chunks decoded %d messages", len(msgs))
+	}
 }

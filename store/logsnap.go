@@ -1,0 +1,137 @@
+package store
+
+import (
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// A snapshot's messages are written in chunks of snapChunk, each with its
+// message count and byte length in front and its Δ fields counted from
+// zero, so that chunks decode independently: reading the log of a big
+// folder after a restart uses every core. (Most of that time is the first
+// touch of the new index's memory, which cores share well.)
+//
+//	msgs:  nmsg | (count, bytes, message…)…
+const snapChunk = 8192
+
+// snapMsgs appends the messages of a snapshot.
+func (e *enc) snapMsgs(msgs []entry) {
+	e.uv(uint64(len(msgs)))
+	var chunk enc
+	for start := 0; start < len(msgs); start += snapChunk {
+		end := min(start+snapChunk, len(msgs))
+		chunk.b = chunk.b[:0]
+		var prev entry
+		for i := start; i < end; i++ {
+			m := &msgs[i]
+			chunk.uv(uint64(m.uid - prev.uid))
+			chunk.sv(int64(m.modseq - prev.modseq))
+			chunk.uv(uint64(m.size + 1))
+			chunk.sv(m.mtime - prev.mtime)
+			chunk.sv(m.saved - prev.saved)
+			if m.inNew {
+				chunk.uv(uint64(len("new/") + len(m.name)))
+				chunk.b = append(chunk.b, "new/"...)
+				chunk.b = append(chunk.b, m.name...)
+			} else {
+				chunk.str(m.name)
+			}
+			chunk.str(m.ext)
+			prev = *m
+		}
+		e.uv(uint64(end - start))
+		e.uv(uint64(len(chunk.b)))
+		e.b = append(e.b, chunk.b...)
+	}
+}
+
+// snapSpan is one chunk found in a snapshot.
+type snapSpan struct {
+	at, n    int // first message, count
+	off, len int // bytes in the body
+}
+
+// snapMsgs reads the messages of a snapshot: the chunk heads in order,
+// then the chunks on as many goroutines as there are cores.
+func (d *dec) snapMsgs() []entry {
+	nm := d.count(7)
+	var spans []snapSpan
+	for got := 0; got < nm && d.err == nil; {
+		n, size := d.uv(), d.uv()
+		if n == 0 || n > uint64(nm-got) || size < 7*n || size > uint64(len(d.b)-d.o) {
+			d.fail()
+			break
+		}
+		spans = append(spans, snapSpan{at: got, n: int(n), off: d.o, len: int(size)})
+		d.o += int(size)
+		got += int(n)
+	}
+	if d.err != nil {
+		return nil
+	}
+	// Room to grow: the index appends to this slice as mail arrives.
+	msgs := make([]entry, nm, nm+nm/8+16)
+	var bad atomic.Bool
+	decode := func(sp snapSpan) {
+		cd := &dec{b: d.b[sp.off : sp.off+sp.len], s: d.s[sp.off : sp.off+sp.len]}
+		if !cd.snapChunk(msgs[sp.at : sp.at+sp.n]) {
+			bad.Store(true)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(spans))
+	if workers <= 1 {
+		for _, sp := range spans {
+			decode(sp)
+		}
+	} else {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for i := int(next.Add(1)) - 1; i < len(spans); i = int(next.Add(1)) - 1 {
+					decode(spans[i])
+				}
+			})
+		}
+		wg.Wait()
+	}
+	for _, sp := range spans[min(1, len(spans)):] {
+		if msgs[sp.at].uid <= msgs[sp.at-1].uid {
+			bad.Store(true)
+		}
+	}
+	if bad.Load() {
+		d.fail()
+		return nil
+	}
+	return msgs
+}
+
+// snapChunk decodes one chunk into msgs, which it must fill exactly.
+func (d *dec) snapChunk(msgs []entry) bool {
+	var uid uint32
+	var modseq uint64
+	var date, saved int64
+	for i := range msgs {
+		du := d.uv()
+		if du == 0 || uint64(uid)+du > math.MaxUint32 {
+			return false
+		}
+		uid += uint32(du)
+		modseq += uint64(d.sv())
+		m := &msgs[i]
+		m.uid, m.modseq = uid, modseq
+		m.size = int64(d.uv()) - 1
+		date += d.sv()
+		saved += d.sv()
+		m.mtime, m.saved = date, saved
+		m.setName(d.str())
+		m.ext = d.str()
+		if d.err != nil {
+			return false
+		}
+	}
+	return d.o == len(d.b)
+}
