@@ -213,18 +213,13 @@ func (b *box) commitFiles(ctx context.Context, ps []pending, origin any) ([]uint
 // The dotlock is held.
 func (t *txn) learnUidlistChanges() error {
 	b := t.b
-	if b.seen.uidlist != 0 && b.stampOf(fileUidlist) == b.seen.uidlist && b.uidlistIno != 0 {
+	stamp := b.stampOf(fileUidlist)
+	if stamp != 0 && stamp == b.seen.uidlist && b.uidlistIno != 0 {
 		return nil
 	}
-	stamp := b.stampOf(fileUidlist)
-	entries, hdr, err := b.readUidlistNew()
-	if err != nil {
+	if err := t.readUidlistTail(); err != nil {
 		return err
 	}
-	if hdr != nil && hdr.uidValidity != b.uidValidity {
-		return errUIDValidityChanged
-	}
-	b.learnUidlist(entries, hdr)
 	// The index now knows the file as it was: our own lines can be
 	// vouched for.
 	t.ref.uidlist = stamp

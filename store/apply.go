@@ -1,7 +1,7 @@
 package store
 
 import (
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -71,8 +71,8 @@ func (b *box) apply(c *commit, origin any) error {
 			idx = append(idx, b.find(c.ops[i].uid))
 			uids = append(uids, c.ops[i].uid)
 		}
-		sort.Ints(idx)
-		idx = compactInts(idx)
+		slices.Sort(idx)
+		idx = slices.Compact(idx)
 		for j := len(idx) - 1; j >= 0; j-- {
 			e := &b.msgs[idx[j]]
 			b.emit(Change{Kind: Expunged, UID: e.uid, Seq: idx[j] + 1, ModSeq: c.modseq, Origin: origin})
@@ -143,16 +143,6 @@ func (b *box) noteExpunged(uids []uint32, modseq uint64) {
 		}
 		b.expunged = append(b.expunged, expRange{first: u, last: u, modseq: modseq})
 	}
-}
-
-func compactInts(s []int) []int {
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // removeIndexes removes the entries at the given ascending indexes.

@@ -54,8 +54,6 @@ func TestDiskFull(t *testing.T) {
 // fails with ErrNoSpace and leaves nothing behind, or succeeds and the
 // message is there for a process that starts afresh. Nothing acknowledged
 // is lost, and the folder works again once there is room.
-const debugDiskFull = false
-
 func TestDiskFullAtEveryStep(t *testing.T) {
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
@@ -113,11 +111,6 @@ func TestDiskFullAtEveryStep(t *testing.T) {
 		if left := store.LeftIn(filepath.Join(u.Root(), "tmp")); len(left) != 0 {
 			t.Errorf("free %d: tmp/ keeps %d files: %v (err %v)", free, len(left), left, err)
 		}
-	}
-	if debugDiskFull {
-		ul, _ := os.ReadFile(filepath.Join(u.Root(), "dovecot-uidlist"))
-		ents, _ := os.ReadDir(u.Root())
-		t.Logf("uidlist %q\nroot %v\nlog:\n%s", ul, ents, store.DumpLog(filepath.Join(u.Root(), "letterbox-log")))
 	}
 	if failures == 0 || len(acked) == 0 {
 		t.Fatalf("%d failures, %d appends: the disk did not fill at all steps", failures, len(acked))

@@ -130,9 +130,6 @@ func (m *Mailbox) Expunge(ctx context.Context, opts ExpungeOptions) ([]uint32, e
 				if opts.OnlyDeleted && e.flags&FlagDeleted == 0 {
 					continue
 				}
-				if t.hasOp(e.uid) {
-					continue
-				}
 				if err := t.remove(b.filePath(e)); err != nil {
 					if isNotExist(err) {
 						lost = true

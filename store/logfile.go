@@ -233,14 +233,6 @@ func (e *entry) setName(n string) {
 	e.flags, e.kw = parseInfo(info)
 }
 
-// logName is the name of e as the log writes it.
-func (e *entry) logName() string {
-	if e.inNew {
-		return "new/" + e.name
-	}
-	return e.name
-}
-
 // appendLog writes one record at the end of the log. The dotlock is held
 // and the index is caught up, so b.logOff is the end of the file. The log
 // is not fsynced: a lost tail only costs MODSEQs that the time floor in

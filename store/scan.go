@@ -225,10 +225,9 @@ func (t *txn) toCur(f found) (string, bool) {
 	return name, true
 }
 
-// number gives UIDs to files found on disk: the UID a uidlist line already
-// gives them (Dovecot or an earlier run numbered them), else the next one,
-// in arrival order, with a line added to the uidlist.
-func (t *txn) number(fresh []found, sizes map[string]measured) error {
+// readUidlistTail takes in the lines added to dovecot-uidlist since the
+// index last read it. The dotlock is held.
+func (t *txn) readUidlistTail() error {
 	b := t.b
 	entries, hdr, err := b.readUidlistNew()
 	if err != nil {
@@ -238,6 +237,17 @@ func (t *txn) number(fresh []found, sizes map[string]measured) error {
 		return errUIDValidityChanged
 	}
 	b.learnUidlist(entries, hdr)
+	return nil
+}
+
+// number gives UIDs to files found on disk: the UID a uidlist line already
+// gives them (Dovecot or an earlier run numbered them), else the next one,
+// in arrival order, with a line added to the uidlist.
+func (t *txn) number(fresh []found, sizes map[string]measured) error {
+	b := t.b
+	if err := t.readUidlistTail(); err != nil {
+		return err
+	}
 
 	type item struct {
 		f    found

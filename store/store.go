@@ -258,11 +258,7 @@ func Open(opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.Hostname == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			h = "localhost"
-		}
-		opts.Hostname = h
+		opts.Hostname = thisHost()
 	}
 	if opts.DefaultFolders == nil {
 		opts.DefaultFolders = DefaultSpecialFolders

@@ -42,16 +42,6 @@ func (p *problems) add(kind, format string, args ...any) {
 	}
 }
 
-func (p *problems) total() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, c := range p.count {
-		n += c
-	}
-	return n
-}
-
 // report makes each kind one test error (or log line, for notes), with
 // its count and a few examples.
 func (p *problems) report(logf func(string, ...any), prefix string) {

@@ -2,15 +2,15 @@ package connlimit
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/letterbox-mail/letterbox/cmd/letterbox/internal/lbtest"
 )
 
 // bye is a Refuse that says why.
@@ -67,16 +67,6 @@ func tcpListener(t *testing.T) net.Listener {
 	return l
 }
 
-// eventually retries f for up to 10 seconds.
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !f(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func TestMax(t *testing.T) {
 	lim := &Limiter{Max: 2, Refuse: bye}
 	l := tcpListener(t)
@@ -96,7 +86,7 @@ func TestMax(t *testing.T) {
 	}
 	// A closed connection frees its slot.
 	c1.Close()
-	eventually(t, "a free slot", func() bool { return lim.Open() == 1 })
+	lbtest.Eventually(t, "a free slot", func() bool { return lim.Open() == 1 })
 	if _, g := dialFrom(t, "tcp", addr, ""); g != "hi" {
 		t.Errorf("after a close: %q", g)
 	}
@@ -153,27 +143,9 @@ func TestNoRefuse(t *testing.T) {
 	}
 }
 
-// syncBuf is a log destination safe for concurrent writes.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestLogSampled: twenty refusals are one warning, not twenty.
 func TestLogSampled(t *testing.T) {
-	var buf syncBuf
+	var buf lbtest.Buffer
 	lim := &Limiter{Max: 1, Refuse: bye, Logger: slog.New(slog.NewTextHandler(&buf, nil))}
 	l := tcpListener(t)
 	holdServer(t, lim, l)

@@ -1,6 +1,7 @@
 // Package lbtest holds what the tests of cmd/letterbox and its internal
 // packages share: a log buffer safe for a running server, a file system
-// that runs out of space, and a line-based protocol client.
+// that runs out of space, a line-based protocol client, and a wait for a
+// condition.
 package lbtest
 
 import (
@@ -274,6 +275,17 @@ func (ns *NotifySocket) Pending() []string {
 			out = append(out, m)
 		default:
 			return out
+		}
+	}
+}
+
+// Eventually retries f every few milliseconds for up to 10 seconds, and
+// fails the test if it never holds.
+func Eventually(t testing.TB, what string, f func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !f(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }

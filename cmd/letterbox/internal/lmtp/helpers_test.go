@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -195,13 +194,3 @@ func smtpCode(err error) int {
 // A message with CRLF line ends and a line starting with a dot, which the
 // client dot-stuffs and the server must unstuff.
 const testMessage = "From: Ann <ann@example.org>\r\nTo: many\r\nSubject: hi\r\nMessage-ID: <1@example.org>\r\n\r\nHello.\r\n.leading dot\r\nBye.\r\n"
-
-// eventually retries f for up to 10 seconds.
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !f(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}

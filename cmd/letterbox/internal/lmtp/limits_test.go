@@ -86,7 +86,7 @@ func TestMaxConnections(t *testing.T) {
 	first.Send("QUIT")
 	first.Expect("221 ")
 	first.Rest()
-	eventually(t, "a free slot", func() bool {
+	lbtest.Eventually(t, "a free slot", func() bool {
 		c := lbtest.Dial(t, "unix", e.sock)
 		return strings.HasPrefix(c.Line(), "220 ")
 	})
@@ -202,7 +202,7 @@ func TestQuietPortCheck(t *testing.T) {
 		}
 		c.Close()
 	}
-	eventually(t, "the reset to be logged", func() bool { return strings.Contains(e.log.String(), "connection reset") })
+	lbtest.Eventually(t, "the reset to be logged", func() bool { return strings.Contains(e.log.String(), "connection reset") })
 	for _, line := range strings.Split(e.log.String(), "\n") {
 		if strings.Contains(line, "level=INFO") && !strings.Contains(line, "users file loaded") || strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
 			t.Errorf("logged: %s", line)
