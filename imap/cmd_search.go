@@ -371,7 +371,7 @@ const searchChunk = 8192
 // when it matched.
 func (s *session) searchModSeq(c *criteria) ([]target, []uint64, error) {
 	sel := s.sel
-	sc := &searchCtx{s: s, sel: sel, now: time.Now(), saved: make(map[uint32]bool), fields: headerKeys(c)}
+	sc := &searchCtx{s: s, sel: sel, now: time.Now(), saved: make(map[uint32]bool), hdr: need{fields: headerKeys(c)}.withLower()}
 	if n := len(sel.uids); n > 0 {
 		sc.lastSeq, sc.lastUID = uint32(n), sel.uids[n-1]
 	}

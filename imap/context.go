@@ -119,7 +119,7 @@ func (s *session) updateLive(touched []uint32, expunged []uint32) {
 	}
 	o := &s.c.out
 	for _, ls := range sel.live {
-		sc.fields = headerKeys(&ls.c)
+		sc.hdr = need{fields: headerKeys(&ls.c)}.withLower()
 		var add, remove []uint32
 		for i, t := range ts {
 			ok, err := sc.match(&searchMsg{t: t, msg: msgs[i], src: s.source(sel, t.uid)}, &ls.c)

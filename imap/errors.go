@@ -68,8 +68,9 @@ func reply(err error) (status, code, text string, unexpected bool) {
 	case errors.As(err, &tc) && errors.Is(err, store.ErrNotFound):
 		return "NO", "TRYCREATE", "No such mailbox", false
 	case errors.Is(err, store.ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		// The errno test stays until the store marks every write
-		// (store.noSpace is not applied to Append yet).
+		// The store marks its own errors (ErrNoSpace); the errnos
+		// stand for errors from elsewhere, as in the POP3 and LMTP
+		// replies.
 		return "NO", "OVERQUOTA", "No space left for your mail, delete some", false
 	case errors.Is(err, store.ErrNotFound):
 		return "NO", "NONEXISTENT", "No such mailbox", false

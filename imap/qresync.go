@@ -312,7 +312,11 @@ func (s *session) writeResync(vanished uidRanges, changed []resyncMsg) {
 		o.writeString("* VANISHED (EARLIER) " + vanished.String() + "\r\n")
 	}
 	for _, c := range changed {
-		o.writeString("* " + itoa(c.seq) + " FETCH (UID " + itoa(int(c.msg.UID)) + " FLAGS ")
+		o.writeString("* ")
+		o.num(uint64(c.seq))
+		o.writeString(" FETCH (UID ")
+		o.num(uint64(c.msg.UID))
+		o.writeString(" FLAGS ")
 		writeFlags(o, s.sel.flagsOf(s, c.msg.Flags, c.msg.Keywords, c.msg.UID))
 		o.writeString(" MODSEQ (" + utoa(c.msg.ModSeq) + "))\r\n")
 	}
@@ -336,7 +340,7 @@ func (s *session) writeFetchVanished(set imap.NumSet, since uint64) error {
 		if !complete {
 			current = make([]uint32, v.Len())
 			for i := range current {
-				current[i] = v.At(i).UID
+				current[i] = v.UID(i)
 			}
 		}
 	})

@@ -13,7 +13,7 @@ import (
 type searchCtx struct {
 	s       *session
 	sel     *selected
-	fields  []string // the header fields the program looks at
+	hdr     need // the header fields the program looks at, lower-cased once
 	now     time.Time
 	lastSeq uint32
 	lastUID uint32
@@ -251,13 +251,13 @@ func (sc *searchCtx) sentDate(m *searchMsg) (time.Time, error) {
 }
 
 // loadHeader reads the message's header fields that the search program
-// names (sc.fields): from the cache, which keeps the usual ones.
+// names (sc.hdr): from the cache, which keeps the usual ones.
 func (sc *searchCtx) loadHeader(m *searchMsg) error {
 	if m.loadedH {
 		return nil
 	}
 	m.loadedH = true
-	info, err := sc.s.load(m.src, m.msg.Size, need{fields: sc.fields})
+	info, err := sc.s.load(m.src, m.msg.Size, sc.hdr)
 	if err != nil {
 		return nil // gone: matches nothing
 	}

@@ -68,13 +68,6 @@ func findPart(root *mimePart, path []int) *mimePart {
 	return cur
 }
 
-// filtersHeader reports whether a section is HEADER.FIELDS or
-// HEADER.FIELDS.NOT of the message itself, made from its top header.
-func filtersHeader(bs *imap.FetchItemBodySection) bool {
-	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader &&
-		(len(bs.HeaderFields) > 0 || len(bs.HeaderFieldsNot) > 0)
-}
-
 // bodySection locates BODY[section] in a message, loaded with what
 // needOf(bs) asks.
 func (s *session) bodySection(src msgSource, info *msgInfo, bs *imap.FetchItemBodySection) (section, error) {

@@ -119,9 +119,9 @@ func (s *session) cmdSort(cmd *command) error {
 	for _, t := range sorted {
 		o.sp()
 		if cmd.uid {
-			o.writeString(itoa(int(t.uid)))
+			o.num(uint64(t.uid))
 		} else {
-			o.writeString(itoa(t.seq))
+			o.num(uint64(t.seq))
 		}
 	}
 	if a.modSeq > 0 {

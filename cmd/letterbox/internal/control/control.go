@@ -24,6 +24,7 @@ package control
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,13 +102,6 @@ type Server struct {
 	wg     sync.WaitGroup
 }
 
-func orDefault[T int | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
 func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
@@ -120,8 +114,8 @@ func (s *Server) init() {
 		s.ls = make(map[net.Listener]struct{})
 		s.conns = make(map[net.Conn]struct{})
 		s.limiter = &connlimit.Limiter{
-			Max:       orDefault(s.MaxConnections, DefaultMaxConnections),
-			PerClient: orDefault(s.MaxConnectionsPerClient, DefaultMaxConnectionsPerClient),
+			Max:       cmp.Or(s.MaxConnections, DefaultMaxConnections),
+			PerClient: cmp.Or(s.MaxConnectionsPerClient, DefaultMaxConnectionsPerClient),
 			Logger:    s.logger(),
 			Refuse: func(c net.Conn, why error) {
 				json.NewEncoder(c).Encode(Response{Error: why.Error()})
@@ -206,10 +200,10 @@ func (s *Server) handle(c net.Conn) {
 	}()
 	sc := bufio.NewScanner(c)
 	sc.Split(scanWholeLines)
-	maxLine := orDefault(s.MaxLineLength, DefaultMaxLineLength)
+	maxLine := cmp.Or(s.MaxLineLength, DefaultMaxLineLength)
 	sc.Buffer(make([]byte, 0, min(4096, maxLine)), maxLine)
 	enc := json.NewEncoder(c)
-	timeout := orDefault(s.CommandTimeout, DefaultCommandTimeout)
+	timeout := cmp.Or(s.CommandTimeout, DefaultCommandTimeout)
 	for {
 		// One deadline for the wait and the whole line: a client that
 		// trickles a request is cut off like a silent one.

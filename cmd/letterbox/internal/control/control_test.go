@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -144,7 +145,7 @@ func TestMaxConnections(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	s := &Server{}
 	s.init()
-	if s.limiter.Max != 16 || s.limiter.PerClient != 8 || orDefault(s.CommandTimeout, DefaultCommandTimeout) != time.Minute {
+	if s.limiter.Max != 16 || s.limiter.PerClient != 8 || cmp.Or(s.CommandTimeout, DefaultCommandTimeout) != time.Minute {
 		t.Errorf("defaults: %+v", s.limiter)
 	}
 }

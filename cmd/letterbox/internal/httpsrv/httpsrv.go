@@ -5,6 +5,7 @@
 package httpsrv
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -67,13 +68,6 @@ type Server struct {
 	limiter *connlimit.Limiter
 }
 
-func orDefault[T int | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
 func (s *Server) init() {
 	s.once.Do(func() {
 		log := s.Logger
@@ -81,17 +75,17 @@ func (s *Server) init() {
 			log = slog.Default()
 		}
 		s.limiter = &connlimit.Limiter{
-			Max:       orDefault(s.MaxConnections, DefaultMaxConnections),
-			PerClient: orDefault(s.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP),
+			Max:       cmp.Or(s.MaxConnections, DefaultMaxConnections),
+			PerClient: cmp.Or(s.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP),
 			Logger:    log,
 		}
 		s.srv = &http.Server{
 			Handler:           s.Handler,
 			TLSConfig:         s.TLSConfig,
-			ReadHeaderTimeout: orDefault(s.HeaderTimeout, DefaultHeaderTimeout),
-			ReadTimeout:       orDefault(s.ReadTimeout, DefaultReadTimeout),
-			WriteTimeout:      orDefault(s.WriteTimeout, DefaultWriteTimeout),
-			IdleTimeout:       orDefault(s.IdleTimeout, DefaultIdleTimeout),
+			ReadHeaderTimeout: cmp.Or(s.HeaderTimeout, DefaultHeaderTimeout),
+			ReadTimeout:       cmp.Or(s.ReadTimeout, DefaultReadTimeout),
+			WriteTimeout:      cmp.Or(s.WriteTimeout, DefaultWriteTimeout),
+			IdleTimeout:       cmp.Or(s.IdleTimeout, DefaultIdleTimeout),
 			MaxHeaderBytes:    DefaultMaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		}

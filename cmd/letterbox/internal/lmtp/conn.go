@@ -2,6 +2,7 @@ package lmtp
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"log/slog"
 	"net"
@@ -76,7 +77,7 @@ func (c *conn) applyLocked() error {
 	case !c.data.IsZero():
 		t = c.data
 	case c.armed && !c.lineStart.IsZero():
-		if d := c.lineStart.Add(orDefault(c.s.CommandTimeout, DefaultCommandTimeout)); t.IsZero() || d.Before(t) {
+		if d := c.lineStart.Add(cmp.Or(c.s.CommandTimeout, DefaultCommandTimeout)); t.IsZero() || d.Before(t) {
 			t = d
 		}
 	}
@@ -170,7 +171,7 @@ func (c *conn) beginData() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.data = time.Now().Add(orDefault(c.s.DataTimeout, DefaultDataTimeout))
+	c.data = time.Now().Add(cmp.Or(c.s.DataTimeout, DefaultDataTimeout))
 	c.applyLocked()
 }
 

@@ -1,6 +1,7 @@
 package lmtp
 
 import (
+	"cmp"
 	"net"
 	"os"
 	"path/filepath"
@@ -64,8 +65,8 @@ func TestDefaults(t *testing.T) {
 		{"MaxRecipients", s.smtp.MaxRecipients, 100},
 		{"IdleTimeout", s.smtp.ReadTimeout, 5 * time.Minute},
 		{"WriteTimeout", s.smtp.WriteTimeout, time.Minute},
-		{"CommandTimeout", orDefault(s.CommandTimeout, DefaultCommandTimeout), time.Minute},
-		{"DataTimeout", orDefault(s.DataTimeout, DefaultDataTimeout), 10 * time.Minute},
+		{"CommandTimeout", cmp.Or(s.CommandTimeout, DefaultCommandTimeout), time.Minute},
+		{"DataTimeout", cmp.Or(s.DataTimeout, DefaultDataTimeout), 10 * time.Minute},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("default %s = %v, want %v", tt.name, tt.got, tt.want)

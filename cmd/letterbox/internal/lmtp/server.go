@@ -1,6 +1,7 @@
 package lmtp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -132,13 +133,6 @@ type Server struct {
 	draining bool
 }
 
-func orDefault[T int | int64 | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
 func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
@@ -151,8 +145,8 @@ func (s *Server) init() {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.conns = make(map[*conn]struct{})
 		s.limiter = &connlimit.Limiter{
-			Max:       orDefault(s.MaxConnections, DefaultMaxConnections),
-			PerClient: orDefault(s.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP),
+			Max:       cmp.Or(s.MaxConnections, DefaultMaxConnections),
+			PerClient: cmp.Or(s.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP),
 			Logger:    s.logger(),
 			Refuse: func(c net.Conn, why error) {
 				msg := "Too many connections, try again later"
@@ -169,12 +163,12 @@ func (s *Server) init() {
 		srv := smtp.NewServer(&backend{s: s})
 		srv.LMTP = true
 		srv.Domain = hostname
-		srv.MaxMessageBytes = orDefault(s.MaxMessageSize, DefaultMaxMessageSize)
-		srv.MaxRecipients = orDefault(s.MaxRecipients, DefaultMaxRecipients)
+		srv.MaxMessageBytes = cmp.Or(s.MaxMessageSize, DefaultMaxMessageSize)
+		srv.MaxRecipients = cmp.Or(s.MaxRecipients, DefaultMaxRecipients)
 		// go-smtp sets this before each command line; conn tightens it
 		// to CommandTimeout once the line has begun.
-		srv.ReadTimeout = orDefault(s.IdleTimeout, DefaultIdleTimeout)
-		srv.WriteTimeout = orDefault(s.WriteTimeout, DefaultWriteTimeout)
+		srv.ReadTimeout = cmp.Or(s.IdleTimeout, DefaultIdleTimeout)
+		srv.WriteTimeout = cmp.Or(s.WriteTimeout, DefaultWriteTimeout)
 		srv.EnableSMTPUTF8 = true // addresses are only looked up, the message is stored as it is
 		srv.ErrorLog = errorLog{s.logger()}
 		s.smtp = srv
@@ -198,16 +192,6 @@ func (s *Server) Serve(l net.Listener) error {
 		return ErrServerClosed
 	}
 	return err
-}
-
-// ListenAndServe listens on network ("unix" or "tcp") and address, and
-// serves.
-func (s *Server) ListenAndServe(network, address string) error {
-	l, err := net.Listen(network, address)
-	if err != nil {
-		return err
-	}
-	return s.Serve(l)
 }
 
 // Shutdown stops accepting, ends connections waiting for a command

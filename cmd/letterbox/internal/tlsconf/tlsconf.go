@@ -31,6 +31,10 @@ type Certs struct {
 	log               *slog.Logger
 	now               func() time.Time
 
+	// cfg is made once: handshakes share it (a new one per handshake
+	// would also make crypto/tls set up session ticket keys each time).
+	cfg *tls.Config
+
 	mu        sync.Mutex
 	cert      *tls.Certificate
 	stamp     string // mtimes and sizes of both files when loaded
@@ -54,6 +58,7 @@ func Load(cfg *config.Config, log *slog.Logger, now func() time.Time) (*Certs, e
 		}
 	}
 	c := &Certs{CertFile: certFile, KeyFile: keyFile, minVersion: cfg.TLS.MinVersion, log: log, now: now}
+	c.cfg = &tls.Config{MinVersion: c.minVersion, GetCertificate: c.getCertificate}
 	if err := c.Reload(); err != nil {
 		return nil, err
 	}
@@ -62,9 +67,7 @@ func Load(cfg *config.Config, log *slog.Logger, now func() time.Time) (*Certs, e
 
 // TLSConfig returns a server configuration that serves the certificate,
 // picking up renewed files.
-func (c *Certs) TLSConfig() *tls.Config {
-	return &tls.Config{MinVersion: c.minVersion, GetCertificate: c.getCertificate}
-}
+func (c *Certs) TLSConfig() *tls.Config { return c.cfg }
 
 func (c *Certs) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
