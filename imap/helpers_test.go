@@ -53,6 +53,7 @@ type testEnv struct {
 type envOption struct {
 	fixture bool
 	server  func(*Server)
+	store   func(*store.Options)
 	dir     string
 }
 
@@ -62,6 +63,9 @@ func withDir(dir string) envOption { return envOption{dir: dir} }
 // withFixture serves the Dovecot fixture as user "fixture" (password
 // "fixture") instead of an empty store.
 func withFixture() envOption { return envOption{fixture: true} }
+
+// withStore changes the store's options before it opens.
+func withStore(f func(*store.Options)) envOption { return envOption{store: f} }
 
 // withServer changes the Server before it starts.
 func withServer(f func(*Server)) envOption { return envOption{server: f} }
@@ -88,7 +92,13 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	if fixture {
 		tmpl = storetest.UserMaildir(t, filepath.Join(e.dir, "mail"))
 	}
-	st, err := store.Open(store.Options{PathTemplate: tmpl, Logger: log, Hostname: "test"})
+	sopts := store.Options{PathTemplate: tmpl, Logger: log, Hostname: "test"}
+	for _, o := range opts {
+		if o.store != nil {
+			o.store(&sopts)
+		}
+	}
+	st, err := store.Open(sopts)
 	if err != nil {
 		t.Fatal(err)
 	}

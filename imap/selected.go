@@ -92,16 +92,10 @@ func (s *session) cmdSelect(cmd *command) error {
 		sel.highestModSeq = v.HighestModSeq()
 		sel.keywords = append([]string(nil), v.Keywords()...)
 		exists = v.Len()
-		sel.uids = make([]uint32, exists)
-		for i := 0; i < exists; i++ {
-			m := v.At(i)
-			sel.uids[i] = m.UID
-			if firstUnseen == 0 && !m.Flags.Has(store.FlagSeen) {
-				firstUnseen = i + 1
-			}
-			if readOnly && m.Recent {
-				recent++
-			}
+		sel.uids = v.AppendUIDs(make([]uint32, 0, exists))
+		firstUnseen = v.FirstUnseen()
+		if readOnly {
+			recent = v.RecentCount()
 		}
 		uidNext = v.UIDNext()
 		canCreate = v.CanCreateKeywords()

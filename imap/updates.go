@@ -163,7 +163,9 @@ func (s *session) poll(allowExpunge, idling bool) error {
 		entries, over = sel.q.take()
 		read = true
 	} else {
-		err = sel.mbox.Read(s.ctx, func(v *store.View) {
+		// Peek: after a SELECT of a big folder just loaded, the
+		// tagged OK need not wait for its whole index.
+		err = sel.mbox.Peek(s.ctx, func(v *store.View) {
 			read = true
 			entries, over = sel.q.take()
 			viewHighest = v.HighestModSeq()

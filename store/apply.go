@@ -46,20 +46,7 @@ func (b *box) apply(c *commit, origin any) error {
 		last = c.ops[i].uid
 	}
 
-	kwAdded := false
-	for _, op := range c.ops {
-		if op.kind != opKeyword {
-			continue
-		}
-		for len(b.keywords) <= int(op.slot) {
-			b.keywords = append(b.keywords, "")
-		}
-		if b.keywords[op.slot] == "" {
-			b.keywords[op.slot] = op.name
-			kwAdded = true
-		}
-	}
-	if kwAdded {
+	if b.applyKeywords(c) {
 		b.rebuildKeywordCache()
 		b.emit(Change{Kind: KeywordsChanged, Origin: origin})
 	}
@@ -77,7 +64,7 @@ func (b *box) apply(c *commit, origin any) error {
 			e := &b.msgs[idx[j]]
 			b.emit(Change{Kind: Expunged, UID: e.uid, Seq: idx[j] + 1, ModSeq: c.modseq, Origin: origin})
 		}
-		b.msgs = removeIndexes(b.msgs, idx)
+		b.msgs = removeAt(b.msgs, idx)
 		b.noteExpunged(uids, c.modseq)
 	}
 
@@ -103,6 +90,32 @@ func (b *box) apply(c *commit, origin any) error {
 		b.emit(Change{Kind: Appended, UID: e.uid, Seq: len(b.msgs), ModSeq: c.modseq, Origin: origin})
 	}
 
+	b.applyScalars(c, last)
+	return nil
+}
+
+// applyKeywords adds the keywords a commit defines and reports whether
+// there were any new ones.
+func (b *box) applyKeywords(c *commit) bool {
+	added := false
+	for _, op := range c.ops {
+		if op.kind != opKeyword {
+			continue
+		}
+		for len(b.keywords) <= int(op.slot) {
+			b.keywords = append(b.keywords, "")
+		}
+		if b.keywords[op.slot] == "" {
+			b.keywords[op.slot] = op.name
+			added = true
+		}
+	}
+	return added
+}
+
+// applyScalars moves the folder's counters and stamps as a commit says;
+// last is its highest UID after the commit.
+func (b *box) applyScalars(c *commit, last uint32) {
 	if c.nextUID > b.nextUID {
 		b.nextUID = c.nextUID
 	}
@@ -127,7 +140,6 @@ func (b *box) apply(c *commit, origin any) error {
 	if b.seen.uidlist == c.before.uidlist {
 		b.seen.uidlist = c.after.uidlist
 	}
-	return nil
 }
 
 // noteExpunged remembers expunged UIDs with their MODSEQ, as runs.
@@ -143,21 +155,6 @@ func (b *box) noteExpunged(uids []uint32, modseq uint64) {
 		}
 		b.expunged = append(b.expunged, expRange{first: u, last: u, modseq: modseq})
 	}
-}
-
-// removeIndexes removes the entries at the given ascending indexes.
-func removeIndexes(msgs []entry, idx []int) []entry {
-	out := msgs[:idx[0]]
-	k := 0
-	for i := idx[0]; i < len(msgs); i++ {
-		if k < len(idx) && idx[k] == i {
-			k++
-			continue
-		}
-		out = append(out, msgs[i])
-	}
-	clear(msgs[len(out):])
-	return out
 }
 
 // adoptIndex replaces the index with nb (a log read afresh or rebuilt from
@@ -212,7 +209,7 @@ func (b *box) adoptIndex(nb *box) {
 		b.emit(Change{Kind: Expunged, UID: e.uid, Seq: gone[k] + 1, ModSeq: nb.highestModSeq})
 	}
 	if len(gone) > 0 {
-		b.msgs = removeIndexes(b.msgs, gone)
+		b.msgs = removeAt(b.msgs, gone)
 	}
 	for i := range nb.msgs {
 		e := &nb.msgs[i]
@@ -243,7 +240,7 @@ func (b *box) take(nb *box) {
 	if nb.uidlistIno != 0 {
 		b.orphans, b.uidlistIno, b.uidlistOff, b.uidlistLines, b.uidlistHead = nb.orphans, nb.uidlistIno, nb.uidlistOff, nb.uidlistLines, nb.uidlistHead
 	}
-	b.loaded = true
+	b.loaded, b.loadedOnce = true, true
 	b.rebuildKeywordCache()
 }
 
@@ -251,7 +248,8 @@ func (b *box) take(nb *box) {
 // sync loads the log afresh. Sessions are told to drop the mailbox.
 func (b *box) invalidateIndex() {
 	b.emit(Change{Kind: Invalidated})
-	b.msgs = nil
+	b.lazy.drop()
+	b.msgs, b.lazy = nil, nil
 	b.loaded = false
 	b.logIno = 0
 }
@@ -262,6 +260,7 @@ func (b *box) vanish() {
 		return
 	}
 	b.gone = true
-	b.msgs = nil
+	b.lazy.drop()
+	b.msgs, b.lazy = nil, nil
 	b.emit(Change{Kind: Invalidated})
 }

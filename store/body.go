@@ -47,7 +47,7 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 func (m *Mailbox) OpenMessage(ctx context.Context, uid uint32) (*Body, error) {
 	b := m.b
 	for attempt := 0; ; attempt++ {
-		b.mu.RLock()
+		b.rlock()
 		i := b.find(uid)
 		var path string
 		var size int64
@@ -78,7 +78,7 @@ func (m *Mailbox) OpenMessage(ctx context.Context, uid uint32) (*Body, error) {
 		// does not write it, a listing) says where it went.
 		if attempt == 0 {
 			err = b.refresh(ctx)
-			b.mu.RLock()
+			b.rlock()
 			same := b.find(uid) >= 0 && b.filePath(&b.msgs[b.find(uid)]) == path
 			b.mu.RUnlock()
 			if err == nil && same {

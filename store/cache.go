@@ -516,7 +516,7 @@ func decodeCacheItems(rec []byte) ([]CacheItem, error) {
 
 // liveUIDs are the UIDs in the index.
 func (b *box) liveUIDs() map[uint32]bool {
-	b.mu.RLock()
+	b.rlock()
 	defer b.mu.RUnlock()
 	out := make(map[uint32]bool, len(b.msgs))
 	for i := range b.msgs {
@@ -527,7 +527,7 @@ func (b *box) liveUIDs() map[uint32]bool {
 
 // validity is the folder's UIDVALIDITY, which the cache is bound to.
 func (b *box) validity() uint32 {
-	b.mu.RLock()
+	b.rlock()
 	defer b.mu.RUnlock()
 	return b.uidValidity
 }

@@ -49,6 +49,7 @@ func (b *box) followLog() error {
 	if id == b.logStat {
 		return nil
 	}
+	b.materialize() // records to apply
 	// Inode numbers are reused at once: only the log's id in its header
 	// says it is the file we follow.
 	if !b.sameLog(f) {
@@ -126,6 +127,20 @@ func (b *box) readLog(uidValidity uint32) (*box, error) {
 	if err != nil {
 		return nil, wrapErr("read letterbox-log", err)
 	}
+	nb, err := b.parseLog(data, uidValidity)
+	if err != nil {
+		return nil, err
+	}
+	nb.logIno = fileIDOf(fi).ino
+	if nb.logOff == int64(len(data)) {
+		nb.logStat = fileIDOf(fi)
+	}
+	return nb, nil
+}
+
+// parseLog decodes a log file's bytes into a fresh index. The names in it
+// point into data.
+func (b *box) parseLog(data []byte, uidValidity uint32) (*box, error) {
 	h, err := parseLogHeader(data)
 	if err != nil || h.uidValidity != uidValidity {
 		return nil, errBadLog
@@ -141,32 +156,39 @@ func (b *box) readLog(uidValidity uint32) (*box, error) {
 	nb := b.fresh()
 	nb.uidValidity = uidValidity
 	nb.applySnapshot(snap)
-	nb.logID, nb.logIno, nb.logVerified = h.id, fileIDOf(fi).ino, true
+	nb.logID, nb.logVerified = h.id, true
 	nb.logSnap = int64(rn)
-	off := logHeaderSize + rn
+	off, err := nb.applyTail(data, logHeaderSize+rn, func(c *commit) error { return nb.apply(c, nil) })
+	if err != nil {
+		return nil, err
+	}
+	nb.logOff = int64(off)
+	return nb, nil
+}
+
+// applyTail applies the commits of data from off on, up to its end or the
+// first damaged record (then b.logBad is set), and returns where it
+// stopped.
+func (b *box) applyTail(data []byte, off int, apply func(*commit) error) (int, error) {
 	for off < len(data) {
 		body, rn, ok, bad := nextRecord(data[off:])
 		if bad {
-			nb.logBad = true
+			b.logBad = true
 		}
 		if !ok {
 			break
 		}
 		c, err := decodeCommit(body)
 		if err != nil {
-			nb.logBad = true
+			b.logBad = true
 			break
 		}
-		if err := nb.apply(c, nil); err != nil {
-			return nil, errBadLog
+		if err := apply(c); err != nil {
+			return 0, errBadLog
 		}
 		off += rn
 	}
-	nb.logOff = int64(off)
-	if off == len(data) {
-		nb.logStat = fileIDOf(fi)
-	}
-	return nb, nil
+	return off, nil
 }
 
 // readWhole reads f from its start, up to size bytes (fewer if it is

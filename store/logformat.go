@@ -393,7 +393,13 @@ func decodeCommit(body []byte) (*commit, error) {
 // decodeSnapshot decodes a snapshot record. body must not change after:
 // the names point into it.
 func decodeSnapshot(body []byte) (*snapshot, error) {
-	d := newDecShared(body)
+	return decodeSnapshotWith(newDecShared(body), func(d *dec, s *snapshot) { s.msgs = d.snapMsgs() })
+}
+
+// decodeSnapshotWith decodes a snapshot record with msgs reading its
+// messages.
+func decodeSnapshotWith(d *dec, msgs func(d *dec, s *snapshot)) (*snapshot, error) {
+	body := d.b
 	if d.u8() != recSnapshot {
 		return nil, errBadLog
 	}
@@ -413,7 +419,7 @@ func decodeSnapshot(body []byte) (*snapshot, error) {
 		}
 		s.keywords[slot] = name
 	}
-	s.msgs = d.snapMsgs()
+	msgs(d, s)
 	ne := d.count(3)
 	for i := 0; i < ne && d.err == nil; i++ {
 		first := d.uid()

@@ -53,11 +53,9 @@ type snapSpan struct {
 	off, len int // bytes in the body
 }
 
-// snapMsgs reads the messages of a snapshot: the chunk heads in order,
-// then the chunks on as many goroutines as there are cores.
-func (d *dec) snapMsgs() []entry {
-	nm := d.count(7)
-	var spans []snapSpan
+// snapSpans reads the message count and the chunk heads of a snapshot.
+func (d *dec) snapSpans() (spans []snapSpan, nm int) {
+	nm = d.count(7)
 	for got := 0; got < nm && d.err == nil; {
 		n, size := d.uv(), d.uv()
 		if n == 0 || n > uint64(nm-got) || size < 7*n || size > uint64(len(d.b)-d.o) {
@@ -68,41 +66,66 @@ func (d *dec) snapMsgs() []entry {
 		d.o += int(size)
 		got += int(n)
 	}
+	return spans, nm
+}
+
+// chunk returns a decoder of one chunk.
+func (d *dec) chunk(sp snapSpan) *dec {
+	return &dec{b: d.b[sp.off : sp.off+sp.len], s: d.s[sp.off : sp.off+sp.len]}
+}
+
+// eachSpan runs decode on every chunk, on as many goroutines as there are
+// cores, and reports whether all of them succeeded.
+func eachSpan(spans []snapSpan, decode func(snapSpan) bool) bool {
+	var bad atomic.Bool
+	workers := min(runtime.GOMAXPROCS(0), len(spans))
+	if workers <= 1 {
+		for _, sp := range spans {
+			if !decode(sp) {
+				bad.Store(true)
+			}
+		}
+		return !bad.Load()
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(spans); i = int(next.Add(1)) - 1 {
+				if !decode(spans[i]) {
+					bad.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return !bad.Load()
+}
+
+// ascendingSeams reports whether each chunk's first UID is above the last
+// one of the chunk before.
+func ascendingSeams(spans []snapSpan, uid func(i int) uint32) bool {
+	for _, sp := range spans[min(1, len(spans)):] {
+		if uid(sp.at) <= uid(sp.at-1) {
+			return false
+		}
+	}
+	return true
+}
+
+// snapMsgs reads the messages of a snapshot: the chunk heads in order,
+// then the chunks on as many goroutines as there are cores.
+func (d *dec) snapMsgs() []entry {
+	spans, nm := d.snapSpans()
 	if d.err != nil {
 		return nil
 	}
 	// Room to grow: the index appends to this slice as mail arrives.
 	msgs := make([]entry, nm, nm+nm/8+16)
-	var bad atomic.Bool
-	decode := func(sp snapSpan) {
-		cd := &dec{b: d.b[sp.off : sp.off+sp.len], s: d.s[sp.off : sp.off+sp.len]}
-		if !cd.snapChunk(msgs[sp.at : sp.at+sp.n]) {
-			bad.Store(true)
-		}
-	}
-	workers := min(runtime.GOMAXPROCS(0), len(spans))
-	if workers <= 1 {
-		for _, sp := range spans {
-			decode(sp)
-		}
-	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for i := int(next.Add(1)) - 1; i < len(spans); i = int(next.Add(1)) - 1 {
-					decode(spans[i])
-				}
-			})
-		}
-		wg.Wait()
-	}
-	for _, sp := range spans[min(1, len(spans)):] {
-		if msgs[sp.at].uid <= msgs[sp.at-1].uid {
-			bad.Store(true)
-		}
-	}
-	if bad.Load() {
+	ok := eachSpan(spans, func(sp snapSpan) bool {
+		return d.chunk(sp).snapChunk(msgs[sp.at : sp.at+sp.n])
+	})
+	if !ok || !ascendingSeams(spans, func(i int) uint32 { return msgs[i].uid }) {
 		d.fail()
 		return nil
 	}

@@ -37,9 +37,10 @@ func (e *entry) base() string {
 // before they are applied, so every process sees the same sequence.
 type box struct {
 	s    *Store
-	name string // mailbox name, canonical
-	root string // user's Maildir root
-	path string // folder directory
+	w    *watcher // the store's inotify watcher, nil without one
+	name string   // mailbox name, canonical
+	root string   // user's Maildir root
+	path string   // folder directory
 
 	refs   int         // guarded by s.mu
 	linger *time.Timer // guarded by s.mu: set while no handle is open
@@ -47,6 +48,9 @@ type box struct {
 	// Set by inotify (or a delivery of this process): something changed
 	// in cur/, in new/, or in the log.
 	dirtyCur, dirtyNew, dirtyLog atomic.Bool
+	// watched: the inotify watches are in place (watch.go). They are
+	// there only while someone watches the folder.
+	watched atomic.Bool
 
 	// own holds paths this process just renamed or removed, so the
 	// inotify events they cause do not trigger a sync of a folder the
@@ -59,6 +63,10 @@ type box struct {
 	loaded   bool
 	gone     bool
 	msgs     []entry // ascending UID
+	// lazy is set while a big folder's first load has only UIDs and
+	// \Seen in (lazy.go); msgs is then nil.
+	lazy       *lazyIndex
+	loadedOnce bool // a lazy load is only ever the first
 
 	uidValidity   uint32
 	nextUID       uint32
@@ -160,12 +168,40 @@ func (m *Mailbox) Read(ctx context.Context, fn func(v *View)) error {
 	if err := m.b.refresh(ctx); err != nil {
 		return err
 	}
-	m.b.mu.RLock()
+	m.b.rlock()
 	defer m.b.mu.RUnlock()
 	if m.b.gone {
 		return ErrNotFound
 	}
 	fn(&View{b: m.b})
+	return nil
+}
+
+// Peek is Read for a caller that needs little of the index (the counters,
+// the keywords, UIDs): it does not wait for the whole index of a big
+// folder loaded lazily (lazy.go); a View method that needs the whole index
+// waits for it then.
+func (m *Mailbox) Peek(ctx context.Context, fn func(v *View)) error {
+	b := m.b
+	if err := b.refresh(ctx); err != nil {
+		return err
+	}
+	b.mu.RLock()
+	if b.lazy == nil {
+		defer b.mu.RUnlock()
+		if b.gone {
+			return ErrNotFound
+		}
+		fn(&View{b: b})
+		return nil
+	}
+	b.mu.RUnlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gone {
+		return ErrNotFound
+	}
+	fn(&View{b: b, write: true})
 	return nil
 }
 
@@ -184,8 +220,11 @@ func (m *Mailbox) watchLocked(fn func(Change)) (n int, cancel func()) {
 	b.nextWatch++
 	id := b.nextWatch
 	b.watchers = append(b.watchers, watcherFunc{id: id, fn: fn})
+	if len(b.watchers) == 1 {
+		b.startWatching()
+	}
 	b.s.poller.add(b)
-	return len(b.msgs), func() {
+	return b.count(), func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		for i, w := range b.watchers {
@@ -196,6 +235,9 @@ func (m *Mailbox) watchLocked(fn func(Change)) (n int, cancel func()) {
 		}
 		if len(b.watchers) == 0 {
 			b.s.poller.remove(b)
+			if b.w != nil {
+				b.w.remove(b)
+			}
 		}
 	}
 }
@@ -217,7 +259,7 @@ func (m *Mailbox) Subscribe(ctx context.Context, fn func(Change), view func(v *V
 		return nil, ErrNotFound
 	}
 	_, cancel = m.watchLocked(fn)
-	view(&View{b: b})
+	view(&View{b: b, write: true})
 	b.mu.Unlock()
 	return cancel, nil
 }
@@ -261,13 +303,13 @@ func (m *Mailbox) Status(ctx context.Context) (Status, error) {
 // ClaimRecent returns the UIDs of the messages no session has seen yet and
 // marks them seen, so exactly one session (in any process sharing the
 // store) reports each message as recent (RFC 3501 §2.3.2).
+//
+// A message not in the index yet is not claimed: the caller learns of it
+// from the change feed and claims it then.
 func (m *Mailbox) ClaimRecent(ctx context.Context) ([]uint32, error) {
 	b := m.b
-	if err := b.refresh(ctx); err != nil {
-		return nil, err
-	}
-	b.mu.RLock()
-	none := len(b.msgs) == 0 || b.msgs[len(b.msgs)-1].uid < b.firstRecent
+	b.mu.RLock() // lazy-aware: a look before the transaction
+	none := b.count() == 0 || b.lastUID() < b.firstRecent
 	b.mu.RUnlock()
 	if none {
 		return nil, nil
@@ -288,7 +330,7 @@ func (m *Mailbox) ClaimRecent(ctx context.Context) ([]uint32, error) {
 // the index when the log has it, else looked up once and remembered.
 func (m *Mailbox) InternalDate(uid uint32) (time.Time, error) {
 	b := m.b
-	b.mu.RLock()
+	b.rlock()
 	i := b.find(uid)
 	if i < 0 {
 		b.mu.RUnlock()
@@ -313,7 +355,7 @@ func (m *Mailbox) InternalDate(uid uint32) (time.Time, error) {
 		t = fi.ModTime()
 		m.Cache(uid, CacheItem{Key: cacheDate, Value: binary.AppendVarint(nil, t.UnixNano())})
 	}
-	b.mu.Lock()
+	b.lock()
 	if i := b.find(uid); i >= 0 {
 		b.msgs[i].mtime = t.UnixNano()
 	}
@@ -326,7 +368,7 @@ func (m *Mailbox) InternalDate(uid uint32) (time.Time, error) {
 // is not known (messages already there when the log was built).
 func (m *Mailbox) SaveDate(uid uint32) (t time.Time, ok bool) {
 	b := m.b
-	b.mu.RLock()
+	b.rlock()
 	defer b.mu.RUnlock()
 	if i := b.find(uid); i >= 0 && b.msgs[i].saved != 0 {
 		return time.Unix(0, b.msgs[i].saved), true
@@ -364,14 +406,16 @@ func sortUIDs(u []uint32) { sort.Slice(u, func(i, j int) bool { return u[i] < u[
 // View is a consistent look at a mailbox's index, valid only inside the
 // function given to Mailbox.Read.
 type View struct {
-	b *box
+	b     *box
+	write bool // b.mu is held for writing: a lazy index may be taken in
 }
 
 // Len is the number of messages.
-func (v *View) Len() int { return len(v.b.msgs) }
+func (v *View) Len() int { return v.b.count() }
 
 // At returns the message at 0-based index i (sequence number i+1).
 func (v *View) At(i int) Message {
+	v.full()
 	e := &v.b.msgs[i]
 	var kws []string
 	if e.kw != 0 {
@@ -389,15 +433,25 @@ func (v *View) At(i int) Message {
 
 // UID returns the UID of the message at 0-based index i, without the rest
 // of At: for walking a view alongside a list of UIDs.
-func (v *View) UID(i int) uint32 { return v.b.msgs[i].uid }
+func (v *View) UID(i int) uint32 {
+	if lz := v.b.lazy; lz != nil {
+		return lz.uids[i]
+	}
+	return v.b.msgs[i].uid
+}
 
 // Seq returns the 1-based sequence number of uid, 0 if there is none.
-func (v *View) Seq(uid uint32) int { return v.b.find(uid) + 1 }
+func (v *View) Seq(uid uint32) int {
+	if lz := v.b.lazy; lz != nil {
+		return lz.find(uid) + 1
+	}
+	return v.b.find(uid) + 1
+}
 
 // SearchUID returns the 0-based index of the first message with a UID of at
 // least uid (Len() if none), for walking UID ranges.
 func (v *View) SearchUID(uid uint32) int {
-	return sort.Search(len(v.b.msgs), func(i int) bool { return v.b.msgs[i].uid >= uid })
+	return sort.Search(v.Len(), func(i int) bool { return v.UID(i) >= uid })
 }
 
 // UIDValidity is the mailbox's UIDVALIDITY.
@@ -419,7 +473,10 @@ func (v *View) CanCreateKeywords() bool { return len(v.b.definedKeywords()) < ma
 
 // Ext returns an extension field of the message's dovecot-uidlist line,
 // e.g. 'P' for a POP3 UIDL kept from another server.
-func (v *View) Ext(i int, key byte) (string, bool) { return extField(v.b.msgs[i].ext, key) }
+func (v *View) Ext(i int, key byte) (string, bool) {
+	v.full()
+	return extField(v.b.msgs[i].ext, key)
+}
 
 func (b *box) definedKeywords() []string {
 	var out []string
@@ -442,6 +499,9 @@ func (b *box) find(uid uint32) int {
 
 // lastUID is the highest UID in the index, 0 if empty.
 func (b *box) lastUID() uint32 {
+	if b.lazy != nil {
+		return b.lazy.last()
+	}
 	if len(b.msgs) == 0 {
 		return 0
 	}
@@ -519,7 +579,7 @@ func (b *box) filePath(e *entry) string {
 // (another process renamed it), it syncs once and tries again.
 func (b *box) statMessage(ctx context.Context, uid uint32) (os.FileInfo, error) {
 	for attempt := 0; ; attempt++ {
-		b.mu.RLock()
+		b.rlock()
 		i := b.find(uid)
 		var p string
 		if i >= 0 {

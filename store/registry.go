@@ -21,12 +21,10 @@ func (s *Store) openBox(ctx context.Context, root, name, path string) (*Mailbox,
 		return nil, ErrClosed
 	}
 	b, ok := s.boxes[path]
-	var w *watcher
 	if !ok {
-		b = &box{s: s, name: name, root: root, path: path, kwCache: make(map[uint32][]string)}
+		b = &box{s: s, w: s.watcher, name: name, root: root, path: path, kwCache: make(map[uint32][]string)}
 		b.cache = newCache(b)
 		s.boxes[path] = b
-		w = s.watcher
 	}
 	b.refs++
 	if b.linger != nil {
@@ -35,32 +33,7 @@ func (s *Store) openBox(ctx context.Context, root, name, path string) (*Mailbox,
 	}
 	s.mu.Unlock()
 
-	// Adding the inotify watches takes milliseconds (about 10 for a
-	// folder here): it runs beside the first load rather than before it
-	// (and never under s.mu, which every open takes). A change that falls
-	// between the load's look and the watches is caught by the sync that
-	// kick schedules once they are in place (three stats if nothing
-	// changed); reads check the stamps anyway. We wait for the watches
-	// before returning, so the box is never dropped with an add pending.
-	var watched chan struct{}
-	if w != nil {
-		watched = make(chan struct{})
-		go func() {
-			defer close(watched)
-			if h := s.hooks.watchAdd; h != nil {
-				h(b)
-			}
-			w.add(b)
-		}()
-	}
-	err := b.refresh(ctx)
-	if watched != nil {
-		<-watched
-		if err == nil {
-			w.kick(b)
-		}
-	}
-	if err != nil {
+	if err := b.refresh(ctx); err != nil {
 		s.release(b)
 		return nil, err
 	}
@@ -105,6 +78,11 @@ func (s *Store) dropLocked(b *box) {
 		b.cache.close()
 		b.mu.Lock()
 		b.dropLockTemplate()
+		if b.lazy != nil {
+			// Nobody can read it any more: unloaded, not decoded.
+			b.lazy.drop()
+			b.lazy, b.loaded = nil, false
+		}
 		b.mu.Unlock()
 	}()
 	if s.watcher != nil {
@@ -148,10 +126,6 @@ func (s *Store) notify(path string) {
 		}
 	}
 }
-
-// watching reports whether inotify reports this host's changes; it is
-// asked before every read, so it takes no lock.
-func (s *Store) watching() bool { return s.hasWatcher.Load() }
 
 // allocUIDValidity hands out a UIDVALIDITY for a new folder. Like Dovecot it
 // is the current time, and above the last one given in this Maildir

@@ -73,7 +73,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -137,6 +136,12 @@ type Options struct {
 	// DefaultFolders are created, and subscribed, for a user whose Maildir
 	// does not exist yet. Nil means DefaultSpecialFolders.
 	DefaultFolders []Folder
+
+	// LazyLoadMin is the number of messages from which a folder's first
+	// load takes only what SELECT needs and decodes the rest of its
+	// index when an operation first needs it (lazy.go). Zero means
+	// 16,384; negative, never.
+	LazyLoadMin int
 
 	// NoWatch turns inotify off; changes by other processes are then found
 	// only by the directory-mtime check before each read.
@@ -208,12 +213,11 @@ var DefaultSpecialFolders = []Folder{
 
 // Store opens users' Maildirs. It is safe for concurrent use.
 type Store struct {
-	opts       Options
-	log        *slog.Logger
-	watcher    *watcher
-	hasWatcher atomic.Bool
-	poller     *poller
-	ids        *nameSource
+	opts    Options
+	log     *slog.Logger
+	watcher *watcher
+	poller  *poller
+	ids     *nameSource
 
 	// crlfPool recycles body converters and their buffers: a FETCH of
 	// many bodies opens many messages, and fresh 32 KiB buffers each time
@@ -233,6 +237,9 @@ type Store struct {
 		// watchAdd runs just before a newly opened folder's watches
 		// are added.
 		watchAdd func(*box)
+		// lazyDecode, if set, runs before the whole index of a lazy
+		// load is decoded; an error makes the decoding fail.
+		lazyDecode func() error
 	}
 
 	mu     sync.Mutex
@@ -281,6 +288,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = time.Second
 	}
+	if opts.LazyLoadMin == 0 {
+		opts.LazyLoadMin = defaultLazyLoadMin
+	}
 	if opts.ExpungeRetention == 0 {
 		opts.ExpungeRetention = 30 * 24 * time.Hour
 	}
@@ -299,7 +309,6 @@ func Open(opts Options) (*Store, error) {
 			s.log.Warn("store: inotify unavailable, relying on directory mtime checks", "err", err)
 		} else {
 			s.watcher = w
-			s.hasWatcher.Store(true)
 		}
 	}
 	return s, nil
@@ -312,7 +321,6 @@ func (s *Store) Close() error {
 	s.closed = true
 	w := s.watcher
 	s.watcher = nil
-	s.hasWatcher.Store(false)
 	boxes := make([]*box, 0, len(s.boxes))
 	for _, b := range s.boxes {
 		boxes = append(boxes, b)

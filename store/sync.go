@@ -75,11 +75,11 @@ func (b *box) dirStats() (cur, new fileID, err error) {
 // to read) whenever it changed within racyWindow, cur/ only where no
 // inotify watch reports this host's changes.
 func (b *box) racy(cur, new fileID) bool {
-	recent := time.Now().Add(-racyWindow).UnixNano()
+	recent := b.s.opts.Now().Add(-racyWindow).UnixNano()
 	if new.mtime > recent {
 		return true
 	}
-	return !b.s.watching() && cur.mtime > recent
+	return !b.watched.Load() && cur.mtime > recent
 }
 
 // sync brings the index in line with the log and the disk. b.mu is held.
@@ -128,6 +128,7 @@ func (b *box) load(ctx context.Context, lock *dotlock) error {
 // watchers if it was loaded), rebuilding the log if it is missing or
 // unusable.
 func (b *box) reload(ctx context.Context, lock *dotlock) error {
+	b.materialize() // a reload compares with the index
 	if b.loaded && !b.noLogSince.IsZero() && time.Since(b.noLogSince) < logRetry {
 		if _, err := os.Stat(b.logPath()); isNotExist(err) {
 			return nil // still none: the listing keeps the index right
@@ -138,6 +139,14 @@ func (b *box) reload(ctx context.Context, lock *dotlock) error {
 		return err
 	}
 	if ok {
+		if !b.loaded && !b.loadedOnce {
+			// Any error: the ordinary load below finds it again.
+			if nb, err := b.readLogLazy(head.uidValidity); err == nil {
+				b.take(nb)
+				b.lazy = nb.lazy
+				return nil
+			}
+		}
 		nb, err := b.readLog(head.uidValidity)
 		if err == nil {
 			b.adoptIndex(nb)
@@ -163,19 +172,20 @@ func (b *box) scanIfChanged(ctx context.Context) error {
 		}
 		return wrapErr("stat "+b.name, err)
 	}
-	recent := time.Now().Add(-racyWindow).UnixNano()
-	full := b.dirtyCur.Swap(false) || cur.hash() != b.seen.cur || (!b.s.watching() && cur.mtime > recent)
+	recent := b.s.opts.Now().Add(-racyWindow).UnixNano()
+	full := b.dirtyCur.Swap(false) || cur.hash() != b.seen.cur || (!b.watched.Load() && cur.mtime > recent)
 	newer := b.dirtyNew.Swap(false) || new.hash() != b.seen.new || new.mtime > recent
 	if !full && !newer {
 		return nil
 	}
+	b.materialize()
 	return b.scan(ctx, full)
 }
 
 // forceScan reads both directories now, for a file that is not where the
 // index says.
 func (b *box) forceScan(ctx context.Context) error {
-	b.mu.Lock()
+	b.lock()
 	defer b.mu.Unlock()
 	if err := b.sync(ctx); err != nil {
 		return err

@@ -92,7 +92,7 @@ const (
 // is still committed (files moved are moved), so fn should fail before
 // touching anything when it can.
 func (b *box) transact(ctx context.Context, origin any, fn func(t *txn) error) error {
-	b.mu.Lock()
+	b.lock()
 	defer b.mu.Unlock()
 	t, err := b.begin(ctx, origin)
 	if err != nil {
