@@ -48,8 +48,7 @@ type box struct {
 	// Set by inotify (or a delivery of this process): something changed
 	// in cur/, in new/, or in the log.
 	dirtyCur, dirtyNew, dirtyLog atomic.Bool
-	// watched: the inotify watches are in place (watch.go). They are
-	// there only while someone watches the folder.
+	// watched: the inotify watches are in place (watch.go).
 	watched atomic.Bool
 
 	// own holds paths this process just renamed or removed, so the
@@ -220,9 +219,6 @@ func (m *Mailbox) watchLocked(fn func(Change)) (n int, cancel func()) {
 	b.nextWatch++
 	id := b.nextWatch
 	b.watchers = append(b.watchers, watcherFunc{id: id, fn: fn})
-	if len(b.watchers) == 1 {
-		b.startWatching()
-	}
 	b.s.poller.add(b)
 	return b.count(), func() {
 		b.mu.Lock()
@@ -235,9 +231,6 @@ func (m *Mailbox) watchLocked(fn func(Change)) (n int, cancel func()) {
 		}
 		if len(b.watchers) == 0 {
 			b.s.poller.remove(b)
-			if b.w != nil {
-				b.w.remove(b)
-			}
 		}
 	}
 }

@@ -21,6 +21,7 @@ func (s *Store) openBox(ctx context.Context, root, name, path string) (*Mailbox,
 		return nil, ErrClosed
 	}
 	b, ok := s.boxes[path]
+	first := !ok
 	if !ok {
 		b = &box{s: s, w: s.watcher, name: name, root: root, path: path, kwCache: make(map[uint32][]string)}
 		b.cache = newCache(b)
@@ -33,7 +34,11 @@ func (s *Store) openBox(ctx context.Context, root, name, path string) (*Mailbox,
 	}
 	s.mu.Unlock()
 
-	if err := b.refresh(ctx); err != nil {
+	err := b.refresh(ctx)
+	if first && err == nil {
+		b.startWatching()
+	}
+	if err != nil {
 		s.release(b)
 		return nil, err
 	}
