@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sort"
 	"time"
+	"unsafe"
 )
 
 // Following, loading, writing and compacting letterbox-log. See
@@ -197,6 +198,7 @@ func (b *box) applyTail(data []byte, off int, apply func(*commit) error) (int, e
 // share well.
 func readWhole(f *os.File, size int64) ([]byte, error) {
 	data := make([]byte, size)
+	adviseHugePages(unsafe.Pointer(unsafe.SliceData(data)), uintptr(size))
 	if size < 1<<20 || runtime.GOMAXPROCS(0) < 2 {
 		n, err := f.ReadAt(data, 0)
 		if err != nil && !errors.Is(err, io.EOF) {

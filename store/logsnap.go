@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // A snapshot's messages are written in chunks of snapChunk, each with its
@@ -122,6 +123,7 @@ func (d *dec) snapMsgs() []entry {
 	}
 	// Room to grow: the index appends to this slice as mail arrives.
 	msgs := make([]entry, nm, nm+nm/8+16)
+	adviseHugePages(unsafe.Pointer(unsafe.SliceData(msgs)), uintptr(cap(msgs))*unsafe.Sizeof(entry{}))
 	ok := eachSpan(spans, func(sp snapSpan) bool {
 		return d.chunk(sp).snapChunk(msgs[sp.at : sp.at+sp.n])
 	})
