@@ -111,6 +111,7 @@ type box struct {
 	uidlistHead  string // its first line, to know it again
 
 	watchers  []watcherFunc
+	watchAt   map[int]int // watcher id → its index in watchers
 	nextWatch int
 
 	// cache is the folder's letterbox-cache; it has its own lock, taken
@@ -218,21 +219,39 @@ func (m *Mailbox) watchLocked(fn func(Change)) (n int, cancel func()) {
 	b := m.b
 	b.nextWatch++
 	id := b.nextWatch
+	if b.watchAt == nil {
+		b.watchAt = make(map[int]int)
+	}
+	b.watchAt[id] = len(b.watchers)
 	b.watchers = append(b.watchers, watcherFunc{id: id, fn: fn})
 	b.s.poller.add(b)
 	return b.count(), func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		for i, w := range b.watchers {
-			if w.id == id {
-				b.watchers = append(b.watchers[:i:i], b.watchers[i+1:]...)
-				break
-			}
-		}
+		b.unwatch(id)
 		if len(b.watchers) == 0 {
 			b.s.poller.remove(b)
 		}
 	}
+}
+
+// unwatch removes a watcher in constant time: the last one takes its
+// place (the order watchers hear of a change in is no promise), so ten
+// thousand IDLE sessions leaving at once cost no quadratic copying under
+// the mailbox's lock. b.mu is held for writing.
+func (b *box) unwatch(id int) {
+	i, ok := b.watchAt[id]
+	if !ok {
+		return
+	}
+	last := len(b.watchers) - 1
+	if i != last {
+		b.watchers[i] = b.watchers[last]
+		b.watchAt[b.watchers[i].id] = i
+	}
+	b.watchers[last] = watcherFunc{}
+	b.watchers = b.watchers[:last]
+	delete(b.watchAt, id)
 }
 
 // Subscribe is Watch with the state the feed starts from: it brings the

@@ -461,3 +461,34 @@ func TestRecentSurvivesReopen(t *testing.T) {
 		t.Errorf("recent after reopening: %v", got)
 	}
 }
+
+// Watchers leave in any order, some twice; the others keep hearing of
+// every change, each once.
+func TestWatchersLeaveInAnyOrder(t *testing.T) {
+	_, u := newUser(t, store.Options{})
+	m := openBox(t, u, "INBOX")
+	ctx := context.Background()
+	var mu sync.Mutex
+	heard := make([]int, 6)
+	cancels := make([]func(), 6)
+	for i := range heard {
+		_, cancels[i] = m.Watch(func(c store.Change) {
+			if c.Kind == store.Appended {
+				mu.Lock()
+				heard[i]++
+				mu.Unlock()
+			}
+		})
+	}
+	for _, i := range []int{1, 5, 1, 0} {
+		cancels[i]()
+	}
+	if _, err := m.Append(ctx, strings.NewReader("m\n"), store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(heard) != "[0 0 1 1 1 0]" {
+		t.Errorf("appends heard per watcher: %v", heard)
+	}
+}
