@@ -60,7 +60,15 @@ func (b *box) startWatching() {
 	if w == nil {
 		return
 	}
+	// Counted under s.mu, which Close takes to mark the store closed
+	// before it waits for bg: never an Add after that Wait began.
+	b.s.mu.Lock()
+	if b.s.closed {
+		b.s.mu.Unlock()
+		return
+	}
 	b.s.bg.Add(1)
+	b.s.mu.Unlock()
 	go func() {
 		defer b.s.bg.Done()
 		if h := b.s.hooks.watchAdd; h != nil {
