@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,11 @@ type Observer interface {
 	// FETCH"); ok is false for NO and BAD.
 	Command(c net.Conn, name string, d time.Duration, ok bool)
 }
+
+// Commands returns the names of the commands the server knows, as
+// Observer.Command gets them ("UID FETCH"), sorted: what a metrics
+// exporter may use as label values.
+func Commands() []string { return slices.Sorted(maps.Keys(commands)) }
 
 // Defaults of the Server fields.
 const (

@@ -1,7 +1,9 @@
 package pop3
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -24,6 +26,10 @@ type command struct {
 }
 
 const anyState = stateAuthorization | stateTransaction
+
+// Commands returns the names of the commands the server knows, as
+// Observer.Command gets them, sorted.
+func Commands() []string { return slices.Sorted(maps.Keys(commands)) }
 
 // commands is the command table. The state check is done once, in
 // session.dispatch, so handlers can rely on it.

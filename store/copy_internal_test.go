@@ -74,3 +74,46 @@ func TestCopyFollowsRenamedSource(t *testing.T) {
 		t.Errorf("copy has flags %v, want the renamed file's \\Flagged", flags)
 	}
 }
+
+// A flag change that finds one of its files renamed by another program
+// commits what it did so far, finds the file and goes on: its result
+// lists every message it changed, those of the first commit too.
+func TestSetFlagsReportsAcrossResync(t *testing.T) {
+	s, err := Open(Options{PathTemplate: filepath.Join(t.TempDir(), "{user}", "Maildir"), NoWatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u, _ := s.User("alice")
+	ctx := context.Background()
+	m, _ := u.Open(ctx, "INBOX")
+	defer m.Close()
+	for _, body := range []string{"Subject: one\n\n1\n", "Subject: two\n\n2\n"} {
+		if _, err := m.Append(ctx, strings.NewReader(body), AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.hooks.beforeFlags = func() {
+		s.hooks.beforeFlags = nil
+		names, _ := filepath.Glob(filepath.Join(u.Root(), "cur", "*"))
+		for _, n := range names {
+			if data, _ := os.ReadFile(n); strings.Contains(string(data), "two") {
+				// Dovecot sets \Flagged: a rename the log never hears of.
+				if err := os.Rename(n, n+"F"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	out, err := m.SetFlags(ctx, []uint32{1, 2}, FlagsAdd, FlagSeen, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint32]Flag{}
+	for _, msg := range out {
+		got[msg.UID] = msg.Flags
+	}
+	if len(out) != 2 || got[1] != FlagSeen || got[2] != FlagSeen|FlagFlagged {
+		t.Errorf("SetFlags reported %+v, want UID 1 \\Seen and UID 2 \\Seen \\Flagged", out)
+	}
+}

@@ -40,6 +40,23 @@ func (m *Mailbox) setFlagsIf(ctx context.Context, uids []uint32, op FlagOp, flag
 		if err != nil {
 			return err
 		}
+		// report adds the messages the commit being made changed. A
+		// resync commits what is done so far, so it is registered for
+		// that commit too, not only for the last.
+		report := func() {
+			for _, op := range t.c.ops {
+				if op.kind != opFlags {
+					continue
+				}
+				if i := b.find(op.uid); i >= 0 && b.msgs[i].modseq == t.c.modseq {
+					e := &b.msgs[i]
+					out = append(out, Message{UID: e.uid, Flags: e.flags, Keywords: b.keywordNames(e.kw), Size: e.size, Recent: e.uid >= b.firstRecent, ModSeq: e.modseq})
+				}
+			}
+		}
+		if h := b.s.hooks.beforeFlags; h != nil {
+			h()
+		}
 		todo := uids
 		for attempt := 0; len(todo) > 0 && attempt < 2; attempt++ {
 			var lost []uint32
@@ -81,22 +98,13 @@ func (m *Mailbox) setFlagsIf(ctx context.Context, uids []uint32, op FlagOp, flag
 			}
 			todo = lost
 			if len(lost) > 0 && attempt == 0 {
+				t.onApplied(report)
 				if err := t.resync(); err != nil {
 					return err
 				}
 			}
 		}
-		t.onApplied(func() {
-			for _, op := range t.c.ops {
-				if op.kind != opFlags {
-					continue
-				}
-				if i := b.find(op.uid); i >= 0 && b.msgs[i].modseq == t.c.modseq {
-					e := &b.msgs[i]
-					out = append(out, Message{UID: e.uid, Flags: e.flags, Keywords: b.keywordNames(e.kw), Size: e.size, Recent: e.uid >= b.firstRecent, ModSeq: e.modseq})
-				}
-			}
-		})
+		t.onApplied(report)
 		return nil
 	})
 	return out, err

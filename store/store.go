@@ -231,6 +231,8 @@ type Store struct {
 	// operation, to make races happen on purpose.
 	hooks struct {
 		beforeStage func()
+		// beforeFlags runs in SetFlags's transaction, before any rename.
+		beforeFlags func()
 		// logWrite, if set, is the result of the next log append
 		// (nil: write it).
 		logWrite func() error

@@ -163,8 +163,19 @@ func TestObserverCommands(t *testing.T) {
 	obs.Command(nil, "uid  fetch", 3*time.Millisecond, true)
 	obs.Command(nil, "UID FETCH", time.Millisecond, false)
 	obs.Command(nil, "XYZZY-"+strings.Repeat("A", 100), time.Millisecond, true)
+	// Commands added to the server after the first list of known ones.
+	for _, name := range []string{"COMPRESS", "GETQUOTAROOT", "UID SORT", "THREAD", "CANCELUPDATE"} {
+		obs.Command(nil, name, time.Millisecond, true)
+	}
+	m.Sessions("pop3", nil).Command(nil, "STLS", time.Millisecond, true)
 	out := scrape(t, m)
 	for _, want := range []string{
+		`letterbox_command_duration_seconds_count{command="COMPRESS",proto="imap",result="ok"} 1`,
+		`letterbox_command_duration_seconds_count{command="GETQUOTAROOT",proto="imap",result="ok"} 1`,
+		`letterbox_command_duration_seconds_count{command="UID SORT",proto="imap",result="ok"} 1`,
+		`letterbox_command_duration_seconds_count{command="THREAD",proto="imap",result="ok"} 1`,
+		`letterbox_command_duration_seconds_count{command="CANCELUPDATE",proto="imap",result="ok"} 1`,
+		`letterbox_command_duration_seconds_count{command="STLS",proto="pop3",result="ok"} 1`,
 		`letterbox_command_duration_seconds_count{command="UID FETCH",proto="imap",result="ok"} 1`,
 		`letterbox_command_duration_seconds_count{command="UID FETCH",proto="imap",result="error"} 1`,
 		`letterbox_command_duration_seconds_count{command="OTHER",proto="imap",result="ok"} 1`,
