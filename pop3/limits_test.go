@@ -260,6 +260,10 @@ func TestRefusedHandshakeTimeout(t *testing.T) {
 	ts.dial()
 	c := ts.dialRaw(ts.tlsAddr)
 	c.expectClosed() // within expectClosed's 10 s, not the hour
+	// Refused all the same: the log says so.
+	if n := ts.logs.count(slog.LevelWarn, "pop3: connection refused"); n != 1 {
+		t.Errorf("%d warnings for a refused connection that never did TLS, want 1", n)
+	}
 }
 
 func TestMaxConnectionsPerIP(t *testing.T) {

@@ -102,6 +102,11 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 func (s *session) serve() {
 	defer s.finish()
 	s.log.Debug("pop3: connection")
+	if s.refusalLogged > 0 {
+		// Before the handshake: a refused client that never finishes
+		// it was refused all the same.
+		s.log.Warn("pop3: connection refused", "reason", s.refusal, "refused_since_last_logged", s.refusalLogged)
+	}
 
 	if tc, ok := s.conn.(*tls.Conn); ok {
 		// Implicit TLS: handshake now, under a deadline, so a client
@@ -117,9 +122,6 @@ func (s *session) serve() {
 		}
 	}
 	if s.refusal != "" {
-		if s.refusalLogged > 0 {
-			s.log.Warn("pop3: connection refused", "reason", s.refusal, "refused_since_last_logged", s.refusalLogged)
-		}
 		s.writeReply(&replyError{code: codeSysTemp, text: s.refusal})
 		s.flush()
 		return
