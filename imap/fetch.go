@@ -53,6 +53,9 @@ type fetchArgs struct {
 	vanished        bool
 	// unshown: messages whose FLAGS go with their MODSEQ (condstore.go).
 	unshown map[uint32]bool
+	// queuedFlags: messages with a flag change queued when the view was
+	// read; only theirs need recording in shownAt (fetchOne).
+	queuedFlags map[uint32]bool
 }
 
 func parseFetch(p *parser, uid bool) fetchArgs {

@@ -57,6 +57,7 @@ func (s *session) cmdFetch(cmd *command) error {
 	var at uint64
 	err := sel.mbox.Read(s.ctx, func(v *store.View) {
 		at = sel.q.position()
+		a.queuedFlags = sel.q.flagChanges()
 		for i, t := range targets {
 			if j := v.Seq(t.uid) - 1; j >= 0 {
 				msgs[i], present[i] = v.At(j), true
@@ -137,7 +138,14 @@ func (s *session) fetchOne(a *fetchArgs, pr *prepared, t target, m store.Message
 	}
 	if showFlags {
 		s.announce(m.Keywords)
-		s.sel.shownAt[t.uid] = at
+		// shownAt protects the client from a queued change older than
+		// what it is shown. Only changes queued before the view was read
+		// can be older, so a message without one needs no record: every
+		// change that comes later has a later position anyway. (A FETCH
+		// 1:* (FLAGS) of 100,000 messages made 100,000 map entries.)
+		if a.queuedFlags[t.uid] {
+			s.sel.shownAt[t.uid] = at
+		}
 	}
 	// RFC 7162 §3.2.4: setting \Seen is a change the response reports
 	// with UID and MODSEQ once CONDSTORE is enabled.
