@@ -168,9 +168,18 @@ func (s *session) cmdStatus(cmd *command) error {
 }
 
 // status reads a mailbox's numbers; the selected one's through its handle.
-func (s *session) status(name string, _ *imap.StatusOptions) (store.Status, error) {
+// Only SIZE, DELETED and DELETED-STORAGE need every message's size and
+// flags; the other items come from the counters (store.Mailbox.Counts).
+// Nil items: everything (QUOTA sums the sizes).
+func (s *session) status(name string, items *imap.StatusOptions) (store.Status, error) {
+	read := func(m *store.Mailbox) (store.Status, error) {
+		if items == nil || items.Size || items.NumDeleted || items.DeletedStorage {
+			return m.Status(s.ctx)
+		}
+		return m.Counts(s.ctx)
+	}
 	if sel := s.sel; sel != nil && sel.name == name {
-		st, err := sel.mbox.Status(s.ctx)
+		st, err := read(sel.mbox)
 		st.Recent += sel.recentCount()
 		return st, err
 	}
@@ -179,7 +188,7 @@ func (s *session) status(name string, _ *imap.StatusOptions) (store.Status, erro
 		return store.Status{}, err
 	}
 	defer m.Close()
-	return m.Status(s.ctx)
+	return read(m)
 }
 
 // writeStatus writes "* STATUS name (...)" with the items asked for.

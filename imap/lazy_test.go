@@ -44,7 +44,19 @@ func TestSelectAfterRestartLazy(t *testing.T) {
 		o.LazyLoadMin = 30
 		o.Now = func() time.Time { return time.Now().Add(time.Hour) }
 	}))
+	// STATUS without SIZE or DELETED answers from the lazy index; the
+	// FETCHes below take the whole one in.
+	st := e.login("alice")
+	if u := st.ok(`s STATUS INBOX (MESSAGES UNSEEN UIDNEXT RECENT)`); !slices.Equal(u, []string{"* STATUS INBOX (MESSAGES 60 UIDNEXT 63 UNSEEN 3 RECENT 2)"}) {
+		t.Errorf("STATUS after a lazy load: %q", u)
+	}
+	if strings.Contains(e.logs.String(), "whole index taken in") {
+		t.Error("STATUS without sizes took the whole index in")
+	}
 	got := run(e)
+	if !strings.Contains(e.logs.String(), "whole index taken in") {
+		t.Error("FETCH answered without the whole index")
+	}
 	if !strings.Contains(e.logs.String(), "folder loaded lazily") {
 		t.Fatal("the folder was not loaded lazily")
 	}

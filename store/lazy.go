@@ -320,6 +320,7 @@ func (b *box) materialize() {
 	if err == nil && b.matches(lz, full) {
 		b.msgs = full.msgs
 		b.rebuildKeywordCache()
+		b.s.log.Debug("store: whole index taken in", "mailbox", b.name, "messages", len(b.msgs))
 		return
 	}
 	// The file failed to read, or the two decoders disagree: start
@@ -409,6 +410,25 @@ func (v *View) FirstUnseen() int {
 		}
 	}
 	return 0
+}
+
+// UnseenCount is the number of messages without \Seen.
+func (v *View) UnseenCount() int {
+	n := 0
+	if lz := v.b.lazy; lz != nil {
+		for _, seen := range lz.seen {
+			if !seen {
+				n++
+			}
+		}
+		return n
+	}
+	for i := range v.b.msgs {
+		if v.b.msgs[i].flags&FlagSeen == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // RecentCount is the number of messages that are \Recent.

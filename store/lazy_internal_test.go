@@ -174,6 +174,36 @@ func TestLazyLoadMatchesWhole(t *testing.T) {
 	}
 }
 
+// Counts answers from a lazy index what Status answers from the whole
+// one, and leaves it lazy.
+func TestLazyCounts(t *testing.T) {
+	tmpl := lazyFolder(t, 40)
+	ctx := context.Background()
+	_, whole := openLazyTest(t, tmpl, -1)
+	_, lazy := openLazyTest(t, tmpl, 30)
+	got, err := lazy.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lazy.b.lazy == nil {
+		t.Error("Counts took the whole index in")
+	}
+	want, err := whole.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Size, want.Deleted, want.DeletedSize = 0, 0, 0
+	if got != want {
+		t.Errorf("Counts of a lazy index %+v, Status of the whole one %+v", got, want)
+	}
+	if wc, _ := whole.Counts(ctx); wc != want {
+		t.Errorf("Counts of the whole index %+v, want %+v", wc, want)
+	}
+	if want.Messages != 40 || want.Unseen != 14 || want.Recent != 2 || want.FirstUnseen != 1 {
+		t.Errorf("the folder is not what the test means: %+v", want)
+	}
+}
+
 // Every way into the index takes the whole of it in first; each of these
 // fails if its lock is taken without it.
 func TestLazyIndexTakenInByEveryReader(t *testing.T) {

@@ -312,6 +312,25 @@ func (m *Mailbox) Status(ctx context.Context) (Status, error) {
 	return st, err
 }
 
+// Counts is Status without the sums that need every message's size and
+// flags (Size, Deleted and DeletedSize are zero): what STATUS MESSAGES,
+// RECENT, UNSEEN, UIDNEXT and HIGHESTMODSEQ answer from. It does not take
+// in the whole index of a big folder loaded lazily (lazy.go), so a client
+// polling STATUS after a restart costs what SELECT does.
+func (m *Mailbox) Counts(ctx context.Context) (Status, error) {
+	var st Status
+	err := m.Peek(ctx, func(v *View) {
+		st.Messages = v.Len()
+		st.Recent = v.RecentCount()
+		st.Unseen = v.UnseenCount()
+		st.FirstUnseen = v.FirstUnseen()
+		st.UIDNext = v.UIDNext()
+		st.UIDValidity = v.UIDValidity()
+		st.HighestModSeq = v.HighestModSeq()
+	})
+	return st, err
+}
+
 // ClaimRecent returns the UIDs of the messages no session has seen yet and
 // marks them seen, so exactly one session (in any process sharing the
 // store) reports each message as recent (RFC 3501 §2.3.2).
