@@ -100,7 +100,7 @@ func (b *box) count() int {
 
 // readLogLazy is the first load of a big folder: the log's counters,
 // keywords and expunges, and of its messages only UIDs and \Seen. It
-// returns the partial index and starts decoding the whole one.
+// returns the partial index, which keeps the file open for materialize.
 func (b *box) readLogLazy(uidValidity uint32) (*box, error) {
 	f, err := openRead(b.logPath())
 	if err != nil {
