@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 )
@@ -380,72 +379,4 @@ func guardFault(fn func() error) (err error) {
 		}
 	}()
 	return fn()
-}
-
-// Lazy-aware parts of View, for the SELECT path.
-
-// AppendUIDs appends the UIDs of all messages, in order, to dst.
-func (v *View) AppendUIDs(dst []uint32) []uint32 {
-	if lz := v.b.lazy; lz != nil {
-		return append(dst, lz.uids...)
-	}
-	for i := range v.b.msgs {
-		dst = append(dst, v.b.msgs[i].uid)
-	}
-	return dst
-}
-
-// FirstUnseen is the sequence number of the first message without \Seen,
-// 0 if there is none.
-func (v *View) FirstUnseen() int {
-	if lz := v.b.lazy; lz != nil {
-		if i := slices.Index(lz.seen, false); i >= 0 {
-			return i + 1
-		}
-		return 0
-	}
-	for i := range v.b.msgs {
-		if v.b.msgs[i].flags&FlagSeen == 0 {
-			return i + 1
-		}
-	}
-	return 0
-}
-
-// UnseenCount is the number of messages without \Seen.
-func (v *View) UnseenCount() int {
-	n := 0
-	if lz := v.b.lazy; lz != nil {
-		for _, seen := range lz.seen {
-			if !seen {
-				n++
-			}
-		}
-		return n
-	}
-	for i := range v.b.msgs {
-		if v.b.msgs[i].flags&FlagSeen == 0 {
-			n++
-		}
-	}
-	return n
-}
-
-// RecentCount is the number of messages that are \Recent.
-func (v *View) RecentCount() int {
-	if lz := v.b.lazy; lz != nil {
-		return len(lz.uids) - sort.Search(len(lz.uids), func(i int) bool { return lz.uids[i] >= v.b.firstRecent })
-	}
-	return v.Len() - sort.Search(len(v.b.msgs), func(i int) bool { return v.b.msgs[i].uid >= v.b.firstRecent })
-}
-
-// full makes sure the view shows the whole index. A lazy view exists
-// only under b.mu held for writing (Subscribe).
-func (v *View) full() {
-	if v.b.lazy != nil {
-		if !v.write {
-			panic("store: lazy index under a read lock")
-		}
-		v.b.materialize()
-	}
 }

@@ -205,77 +205,6 @@ func (m *Mailbox) Peek(ctx context.Context, fn func(v *View)) error {
 	return nil
 }
 
-// Watch registers fn for the change feed and returns the number of messages
-// at that moment: the state the first change applies to. fn is called in
-// order, synchronously with the change and with the mailbox locked, so it
-// must only queue the change. cancel unregisters fn.
-func (m *Mailbox) Watch(fn func(Change)) (n int, cancel func()) {
-	m.b.mu.Lock()
-	defer m.b.mu.Unlock()
-	return m.watchLocked(fn)
-}
-
-func (m *Mailbox) watchLocked(fn func(Change)) (n int, cancel func()) {
-	b := m.b
-	b.nextWatch++
-	id := b.nextWatch
-	if b.watchAt == nil {
-		b.watchAt = make(map[int]int)
-	}
-	b.watchAt[id] = len(b.watchers)
-	b.watchers = append(b.watchers, watcherFunc{id: id, fn: fn})
-	b.s.poller.add(b)
-	return b.count(), func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.unwatch(id)
-		if len(b.watchers) == 0 {
-			b.s.poller.remove(b)
-		}
-	}
-}
-
-// unwatch removes a watcher in constant time: the last one takes its
-// place (the order watchers hear of a change in is no promise), so ten
-// thousand IDLE sessions leaving at once cost no quadratic copying under
-// the mailbox's lock. b.mu is held for writing.
-func (b *box) unwatch(id int) {
-	i, ok := b.watchAt[id]
-	if !ok {
-		return
-	}
-	last := len(b.watchers) - 1
-	if i != last {
-		b.watchers[i] = b.watchers[last]
-		b.watchAt[b.watchers[i].id] = i
-	}
-	b.watchers[last] = watcherFunc{}
-	b.watchers = b.watchers[:last]
-	delete(b.watchAt, id)
-}
-
-// Subscribe is Watch with the state the feed starts from: it brings the
-// index up to date, then registers fn and calls view with the index as it
-// is when fn is registered, both under the mailbox's lock, so the view and
-// the first change fn gets fit together exactly (an IMAP SELECT answers
-// from the view and then reports changes from the feed). view must not
-// block.
-func (m *Mailbox) Subscribe(ctx context.Context, fn func(Change), view func(v *View)) (cancel func(), err error) {
-	b := m.b
-	if err := b.refresh(ctx); err != nil {
-		return nil, err
-	}
-	b.mu.Lock()
-	if b.gone {
-		b.mu.Unlock()
-		return nil, ErrNotFound
-	}
-	_, cancel = m.watchLocked(fn)
-	view(&View{b: b, write: true})
-	b.mu.Unlock()
-	return cancel, nil
-}
-
 // Rescan lists the folder's directories whatever their stamps say, and
 // logs what differs from the index (for an admin who changed files by
 // hand on a file system whose directory times cannot be trusted). Every
@@ -434,81 +363,6 @@ func (m *Mailbox) Expunged(ctx context.Context, since uint64) (uids []uint32, co
 
 func sortUIDs(u []uint32) { sort.Slice(u, func(i, j int) bool { return u[i] < u[j] }) }
 
-// View is a consistent look at a mailbox's index, valid only inside the
-// function given to Mailbox.Read.
-type View struct {
-	b     *box
-	write bool // b.mu is held for writing: a lazy index may be taken in
-}
-
-// Len is the number of messages.
-func (v *View) Len() int { return v.b.count() }
-
-// At returns the message at 0-based index i (sequence number i+1).
-func (v *View) At(i int) Message {
-	v.full()
-	e := &v.b.msgs[i]
-	var kws []string
-	if e.kw != 0 {
-		kws = v.b.kwCache[e.kw]
-	}
-	return Message{
-		UID:      e.uid,
-		Flags:    e.flags,
-		Keywords: kws,
-		Size:     e.size,
-		Recent:   e.uid >= v.b.firstRecent,
-		ModSeq:   e.modseq,
-	}
-}
-
-// UID returns the UID of the message at 0-based index i, without the rest
-// of At: for walking a view alongside a list of UIDs.
-func (v *View) UID(i int) uint32 {
-	if lz := v.b.lazy; lz != nil {
-		return lz.uids[i]
-	}
-	return v.b.msgs[i].uid
-}
-
-// Seq returns the 1-based sequence number of uid, 0 if there is none.
-func (v *View) Seq(uid uint32) int {
-	if lz := v.b.lazy; lz != nil {
-		return lz.find(uid) + 1
-	}
-	return v.b.find(uid) + 1
-}
-
-// SearchUID returns the 0-based index of the first message with a UID of at
-// least uid (Len() if none), for walking UID ranges.
-func (v *View) SearchUID(uid uint32) int {
-	return sort.Search(v.Len(), func(i int) bool { return v.UID(i) >= uid })
-}
-
-// UIDValidity is the mailbox's UIDVALIDITY.
-func (v *View) UIDValidity() uint32 { return v.b.uidValidity }
-
-// UIDNext is the UID the next message will get.
-func (v *View) UIDNext() uint32 { return v.b.nextUID }
-
-// HighestModSeq is the mailbox's HIGHESTMODSEQ (RFC 7162): the MODSEQ of
-// its last change, never lower than any message's.
-func (v *View) HighestModSeq() uint64 { return v.b.highestModSeq }
-
-// Keywords are the mailbox's defined keywords, used or not, in the order of
-// dovecot-keywords.
-func (v *View) Keywords() []string { return v.b.definedKeywords() }
-
-// CanCreateKeywords reports whether a new keyword would fit.
-func (v *View) CanCreateKeywords() bool { return len(v.b.definedKeywords()) < maxKeywords }
-
-// Ext returns an extension field of the message's dovecot-uidlist line,
-// e.g. 'P' for a POP3 UIDL kept from another server.
-func (v *View) Ext(i int, key byte) (string, bool) {
-	v.full()
-	return extField(v.b.msgs[i].ext, key)
-}
-
 func (b *box) definedKeywords() []string {
 	var out []string
 	for _, k := range b.keywords {
@@ -590,13 +444,6 @@ func (b *box) expected(path string) bool {
 		return true
 	}
 	return false
-}
-
-// emit delivers a change to every watcher. b.mu is held for writing.
-func (b *box) emit(c Change) {
-	for _, w := range b.watchers {
-		w.fn(c)
-	}
 }
 
 func (b *box) filePath(e *entry) string {
