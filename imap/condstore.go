@@ -134,10 +134,11 @@ func (a *fetchArgs) showsModSeq() bool {
 }
 
 // unshownFlags returns the messages with a flag change queued that the
-// client has not been shown. A FETCH that shows a message's MODSEQ shows
-// its FLAGS too if it is one of them: the client is never told a MODSEQ
-// with flags older than it, and the queued change, older than what the
-// response shows, is then skipped (so MODSEQs only grow per message).
+// client has not been shown; with a nil shownAt, every message with a flag
+// change queued. A FETCH that shows a message's MODSEQ shows its FLAGS too
+// if it is one of them: the client is never told a MODSEQ with flags older
+// than it, and the queued change, older than what the response shows, is
+// then skipped (so MODSEQs only grow per message).
 func (q *updateQueue) unshownFlags(shownAt map[uint32]uint64) map[uint32]bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()

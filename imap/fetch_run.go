@@ -57,7 +57,7 @@ func (s *session) cmdFetch(cmd *command) error {
 	var at uint64
 	err := sel.mbox.Read(s.ctx, func(v *store.View) {
 		at = sel.q.position()
-		a.queuedFlags = sel.q.flagChanges()
+		a.queuedFlags = sel.q.unshownFlags(nil)
 		for i, t := range targets {
 			if j := v.Seq(t.uid) - 1; j >= 0 {
 				msgs[i], present[i] = v.At(j), true

@@ -125,22 +125,6 @@ func (q *updateQueue) needsView() bool {
 	return false
 }
 
-// flagChanges returns the messages with a flag change queued, nil if none.
-func (q *updateQueue) flagChanges() map[uint32]bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	var out map[uint32]bool
-	for _, e := range q.entries {
-		if e.ch.Kind == store.FlagsChanged {
-			if out == nil {
-				out = make(map[uint32]bool)
-			}
-			out[e.ch.UID] = true
-		}
-	}
-	return out
-}
-
 func (q *updateQueue) hasAppends() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -157,6 +157,21 @@ func (b *box) noteExpunged(uids []uint32, modseq uint64) {
 	}
 }
 
+// removeAt removes the elements at the given ascending indexes.
+func removeAt[T any](s []T, idx []int) []T {
+	out := s[:idx[0]]
+	k := 0
+	for i := idx[0]; i < len(s); i++ {
+		if k < len(idx) && idx[k] == i {
+			k++
+			continue
+		}
+		out = append(out, s[i])
+	}
+	clear(s[len(out):]) // let go of what the removed ones point to
+	return out
+}
+
 // adoptIndex replaces the index with nb (a log read afresh or rebuilt from
 // disk), announcing the difference as changes. A message nb has with a UID
 // below one already announced cannot be announced (UIDs only grow): that

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -200,9 +199,7 @@ func (c *cache) flushLocked() {
 	starts := make(map[uint32]int64, len(c.pending))
 	for uid, body := range c.pending {
 		starts[uid] = c.readOff + int64(len(buf))
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(body)))
-		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(body, crcTable))
-		buf = append(buf, body...)
+		buf = appendRecord(buf, body)
 	}
 	if _, err := c.f.WriteAt(buf, c.readOff); err != nil {
 		c.b.s.log.Debug("store: cannot write letterbox-cache", "mailbox", c.b.name, "err", err)
@@ -244,9 +241,7 @@ func (c *cache) compactLocked() {
 		if err != nil {
 			continue
 		}
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(body)))
-		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(body, crcTable))
-		buf = append(buf, body...)
+		buf = appendRecord(buf, body)
 	}
 	if err := replaceFile(c.b.cachePath(), buf, c.b.s.opts.FileMode); err != nil {
 		return
@@ -409,8 +404,8 @@ func (c *cache) readRecord(off int64) ([]byte, error) {
 			return nil, io.ErrUnexpectedEOF
 		}
 	}
-	body := w[recHeaderSize : recHeaderSize+l]
-	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(w[4:]) {
+	body, ok := recordBody(w, l)
+	if !ok {
 		return nil, errBadLog
 	}
 	return bytes.Clone(body), nil
@@ -445,10 +440,11 @@ func (c *cache) readLarge(off int64, l int) ([]byte, error) {
 	if _, err := c.f.ReadAt(buf, off); err != nil {
 		return nil, err
 	}
-	if crc32.Checksum(buf[recHeaderSize:], crcTable) != binary.LittleEndian.Uint32(buf[4:]) {
+	body, ok := recordBody(buf, l)
+	if !ok {
 		return nil, errBadLog
 	}
-	return buf[recHeaderSize:], nil
+	return body, nil
 }
 
 func (c *cache) close() {

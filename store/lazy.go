@@ -3,11 +3,9 @@ package store
 import (
 	"context"
 	"errors"
-	"math"
 	"os"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"syscall"
 )
 
@@ -101,17 +99,9 @@ func (b *box) count() int {
 // keywords and expunges, and of its messages only UIDs and \Seen. It
 // returns the partial index, which keeps the file open for materialize.
 func (b *box) readLogLazy(uidValidity uint32) (*box, error) {
-	f, err := openRead(b.logPath())
+	f, fi, err := b.openLog()
 	if err != nil {
-		if isNotExist(err) {
-			return nil, errLogGone
-		}
-		return nil, wrapErr("open letterbox-log", err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, wrapErr("stat letterbox-log", err)
+		return nil, err
 	}
 	size := fi.Size()
 	// A message takes some 40 to 100 bytes of log (a file name and a
@@ -136,10 +126,7 @@ func (b *box) readLogLazy(uidValidity uint32) (*box, error) {
 		f.Close()
 		return nil, err
 	}
-	nb.logIno = fileIDOf(fi).ino
-	if nb.logOff == size {
-		nb.logStat = fileIDOf(fi)
-	}
+	nb.readFrom(fi, size)
 	nb.lazy.f, nb.lazy.limit, nb.lazy.uidValidity = f, nb.logOff, uidValidity
 	b.s.log.Debug("store: folder loaded lazily", "mailbox", b.name, "messages", len(nb.lazy.uids))
 	return nb, nil
@@ -148,40 +135,14 @@ func (b *box) readLogLazy(uidValidity uint32) (*box, error) {
 // parseLogLight is parseLog keeping only UIDs and \Seen of the messages.
 // data is mapped: nothing may point into it afterwards.
 func (b *box) parseLogLight(data []byte, uidValidity uint32) (*box, error) {
-	h, err := parseLogHeader(data)
-	if err != nil || h.uidValidity != uidValidity {
-		return nil, errBadLog
-	}
-	body, rn, ok, _ := nextRecord(data[logHeaderSize:])
-	if !ok {
-		return nil, errBadLog
-	}
-	var lz *lazyIndex
 	small := false
-	snap, err := decodeSnapshotWith(newDecShared(body), func(d *dec, _ *snapshot) {
-		lz, small = d.snapLight(b.s.opts.LazyLoadMin)
-	})
+	nb, err := b.parseLogWith(data, uidValidity, func(nb *box, d *dec, _ *snapshot) {
+		nb.lazy, small = d.snapLight(b.s.opts.LazyLoadMin)
+	}, (*box).applyLight)
 	if small {
 		return nil, errNotLazy
 	}
-	if err != nil {
-		return nil, errBadLog
-	}
-	for i, k := range snap.keywords {
-		snap.keywords[i] = strings.Clone(k)
-	}
-	nb := b.fresh()
-	nb.uidValidity = uidValidity
-	nb.applySnapshot(snap)
-	nb.lazy = lz
-	nb.logID, nb.logVerified = h.id, true
-	nb.logSnap = int64(rn)
-	off, err := nb.applyTail(data, logHeaderSize+rn, nb.applyLight)
-	if err != nil {
-		return nil, err
-	}
-	nb.logOff = int64(off)
-	return nb, nil
+	return nb, err
 }
 
 // snapLight reads a snapshot's messages into a lazy index; small when
@@ -213,23 +174,13 @@ func (d *dec) snapLight(min int) (lz *lazyIndex, small bool) {
 
 // snapChunkLight is snapChunk keeping UIDs and \Seen.
 func (d *dec) snapChunkLight(uids []uint32, seen []bool) bool {
-	var uid uint32
+	var m snapMsg
 	for i := range uids {
-		du := d.uv()
-		if du == 0 || uint64(uid)+du > math.MaxUint32 {
+		if !d.next(&m) {
 			return false
 		}
-		uid += uint32(du)
-		d.sv()
-		d.uv()
-		d.sv()
-		d.sv()
-		f, _ := logNameFlags(d.str())
-		d.str()
-		if d.err != nil {
-			return false
-		}
-		uids[i], seen[i] = uid, f&FlagSeen != 0
+		f, _ := logNameFlags(m.name)
+		uids[i], seen[i] = m.uid, f&FlagSeen != 0
 	}
 	return d.o == len(d.b)
 }
@@ -290,21 +241,6 @@ func (b *box) applyLight(c *commit) error {
 	}
 	b.applyScalars(c, last)
 	return nil
-}
-
-// removeAt removes the elements at the given ascending indexes.
-func removeAt[T any](s []T, idx []int) []T {
-	out := s[:idx[0]]
-	k := 0
-	for i := idx[0]; i < len(s); i++ {
-		if k < len(idx) && idx[k] == i {
-			k++
-			continue
-		}
-		out = append(out, s[i])
-	}
-	clear(s[len(out):]) // let go of what the removed ones point to
-	return out
 }
 
 // materialize takes in the whole index of a lazily loaded folder: it

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -31,18 +32,11 @@ func (b *box) logPath() string { return filepath.Join(b.path, logName) }
 // file is not the one we follow, and errDiverged when a record does not
 // fit the index; the caller then reloads.
 func (b *box) followLog() error {
-	f, err := openRead(b.logPath())
+	f, fi, err := b.openLog()
 	if err != nil {
-		if isNotExist(err) {
-			return errLogGone
-		}
-		return wrapErr("open letterbox-log", err)
+		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return wrapErr("stat letterbox-log", err)
-	}
 	id := fileIDOf(fi)
 	if id.ino != b.logIno || fi.Size() < b.logOff {
 		return errLogReplaced
@@ -67,30 +61,10 @@ func (b *box) followLog() error {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return wrapErr("read letterbox-log", err)
 	}
-	buf = buf[:n]
-	off := 0
-	for off < len(buf) {
-		body, rn, ok, bad := nextRecord(buf[off:])
-		if bad {
-			// A writer died in the middle of a record, or the disk
-			// lost it. The next writer cuts it off; what it held is
-			// found again on disk, since stamps did not move.
-			b.logBad = true
-			break
-		}
-		if !ok {
-			break // being written
-		}
-		c, err := decodeCommit(body)
-		if err != nil {
-			b.logBad = true
-			break
-		}
-		if err := b.apply(c, nil); err != nil {
-			return err
-		}
-		off += rn
-		b.logOff += int64(rn)
+	off, err := b.applyTail(buf[:n], 0, func(c *commit) error { return b.apply(c, nil) })
+	b.logOff += int64(off)
+	if err != nil {
+		return err
 	}
 	if b.logOff == size {
 		b.logStat = id
@@ -112,18 +86,11 @@ func (b *box) sameLog(f *os.File) bool {
 // for a missing file and errBadLog for one that is not a usable log of
 // this folder.
 func (b *box) readLog(uidValidity uint32) (*box, error) {
-	f, err := openRead(b.logPath())
+	f, fi, err := b.openLog()
 	if err != nil {
-		if isNotExist(err) {
-			return nil, errLogGone
-		}
-		return nil, wrapErr("open letterbox-log", err)
+		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, wrapErr("stat letterbox-log", err)
-	}
 	data, err := readWhole(f, fi.Size())
 	if err != nil {
 		return nil, wrapErr("read letterbox-log", err)
@@ -132,16 +99,47 @@ func (b *box) readLog(uidValidity uint32) (*box, error) {
 	if err != nil {
 		return nil, err
 	}
+	nb.readFrom(fi, int64(len(data)))
+	return nb, nil
+}
+
+// openLog opens the folder's log for reading; errLogGone if there is none.
+func (b *box) openLog() (*os.File, os.FileInfo, error) {
+	f, err := openRead(b.logPath())
+	if err != nil {
+		if isNotExist(err) {
+			return nil, nil, errLogGone
+		}
+		return nil, nil, wrapErr("open letterbox-log", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, wrapErr("stat letterbox-log", err)
+	}
+	return f, fi, nil
+}
+
+// readFrom records the log file a fresh index was read from, and that it
+// is followed to its end if read bytes were all it had.
+func (nb *box) readFrom(fi os.FileInfo, read int64) {
 	nb.logIno = fileIDOf(fi).ino
-	if nb.logOff == int64(len(data)) {
+	if nb.logOff == read {
 		nb.logStat = fileIDOf(fi)
 	}
-	return nb, nil
 }
 
 // parseLog decodes a log file's bytes into a fresh index. The names in it
 // point into data.
 func (b *box) parseLog(data []byte, uidValidity uint32) (*box, error) {
+	return b.parseLogWith(data, uidValidity, func(nb *box, d *dec, s *snapshot) { s.msgs = d.snapMsgs() },
+		func(nb *box, c *commit) error { return nb.apply(c, nil) })
+}
+
+// parseLogWith is parseLog with msgs decoding the snapshot's messages and
+// apply applying the commits after it: the whole index's (parseLog) or a
+// lazy one's (parseLogLight).
+func (b *box) parseLogWith(data []byte, uidValidity uint32, msgs func(nb *box, d *dec, s *snapshot), apply func(nb *box, c *commit) error) (*box, error) {
 	h, err := parseLogHeader(data)
 	if err != nil || h.uidValidity != uidValidity {
 		return nil, errBadLog
@@ -150,26 +148,32 @@ func (b *box) parseLog(data []byte, uidValidity uint32) (*box, error) {
 	if !ok {
 		return nil, errBadLog
 	}
-	snap, err := decodeSnapshot(body)
+	nb := b.fresh()
+	snap, err := decodeSnapshotWith(newDecShared(body), func(d *dec, s *snapshot) { msgs(nb, d, s) })
 	if err != nil {
 		return nil, errBadLog
 	}
-	nb := b.fresh()
+	// Keywords outlive data (which may be a mapping).
+	for i, k := range snap.keywords {
+		snap.keywords[i] = strings.Clone(k)
+	}
 	nb.uidValidity = uidValidity
 	nb.applySnapshot(snap)
 	nb.logID, nb.logVerified = h.id, true
 	nb.logSnap = int64(rn)
-	off, err := nb.applyTail(data, logHeaderSize+rn, func(c *commit) error { return nb.apply(c, nil) })
+	off, err := nb.applyTail(data, logHeaderSize+rn, func(c *commit) error { return apply(nb, c) })
 	if err != nil {
-		return nil, err
+		return nil, errBadLog
 	}
 	nb.logOff = int64(off)
 	return nb, nil
 }
 
 // applyTail applies the commits of data from off on, up to its end or the
-// first damaged record (then b.logBad is set), and returns where it
-// stopped.
+// first damaged record (then b.logBad is set: a writer died in the middle
+// of one, or the disk lost it; the next writer cuts it off, and what it
+// held is found again on disk, since stamps did not move). It returns the
+// end of the last record applied, and apply's error if one failed.
 func (b *box) applyTail(data []byte, off int, apply func(*commit) error) (int, error) {
 	for off < len(data) {
 		body, rn, ok, bad := nextRecord(data[off:])
@@ -177,7 +181,7 @@ func (b *box) applyTail(data []byte, off int, apply func(*commit) error) (int, e
 			b.logBad = true
 		}
 		if !ok {
-			break
+			break // damaged, or being written
 		}
 		c, err := decodeCommit(body)
 		if err != nil {
@@ -185,7 +189,7 @@ func (b *box) applyTail(data []byte, off int, apply func(*commit) error) (int, e
 			break
 		}
 		if err := apply(c); err != nil {
-			return 0, errBadLog
+			return off, err
 		}
 		off += rn
 	}

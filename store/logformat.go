@@ -450,9 +450,25 @@ func nextRecord(b []byte) (body []byte, n int, ok, bad bool) {
 	if uint64(len(b)) < uint64(recHeaderSize)+uint64(l) {
 		return nil, 0, false, false
 	}
-	body = b[recHeaderSize : recHeaderSize+int(l)]
-	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(b[4:]) {
+	body, ok = recordBody(b, int(l))
+	if !ok {
 		return nil, 0, false, true
 	}
 	return body, recHeaderSize + int(l), true, false
+}
+
+// appendRecord appends body to buf as one record (the log's framing,
+// which letterbox-cache shares).
+func appendRecord(buf, body []byte) []byte {
+	r := newRecord(buf, 0)
+	r.b = append(r.b, body...)
+	return r.seal()
+}
+
+// recordBody returns the body of the record at the start of b, whose
+// length l its header gave and which b holds whole, and whether its CRC
+// holds.
+func recordBody(b []byte, l int) ([]byte, bool) {
+	body := b[recHeaderSize : recHeaderSize+l]
+	return body, crc32.Checksum(body, crcTable) == binary.LittleEndian.Uint32(b[4:])
 }

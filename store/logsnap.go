@@ -134,29 +134,44 @@ func (d *dec) snapMsgs() []entry {
 	return msgs
 }
 
+// snapMsg is one message of a snapshot chunk as it is decoded: each
+// call of next adds the message's Δ fields to the previous one's.
+type snapMsg struct {
+	uid         uint32
+	modseq      uint64
+	size        int64
+	date, saved int64
+	name, ext   string
+}
+
+// next decodes the chunk's next message into m. It is the one reader of
+// the message format, for snapChunk and snapChunkLight (lazy.go) alike.
+func (d *dec) next(m *snapMsg) bool {
+	du := d.uv()
+	if du == 0 || uint64(m.uid)+du > math.MaxUint32 {
+		return false
+	}
+	m.uid += uint32(du)
+	m.modseq += uint64(d.sv())
+	m.size = int64(d.uv()) - 1
+	m.date += d.sv()
+	m.saved += d.sv()
+	m.name = d.str()
+	m.ext = d.str()
+	return d.err == nil
+}
+
 // snapChunk decodes one chunk into msgs, which it must fill exactly.
 func (d *dec) snapChunk(msgs []entry) bool {
-	var uid uint32
-	var modseq uint64
-	var date, saved int64
+	var m snapMsg
 	for i := range msgs {
-		du := d.uv()
-		if du == 0 || uint64(uid)+du > math.MaxUint32 {
+		if !d.next(&m) {
 			return false
 		}
-		uid += uint32(du)
-		modseq += uint64(d.sv())
-		m := &msgs[i]
-		m.uid, m.modseq = uid, modseq
-		m.size = int64(d.uv()) - 1
-		date += d.sv()
-		saved += d.sv()
-		m.mtime, m.saved = date, saved
-		m.setName(d.str())
-		m.ext = d.str()
-		if d.err != nil {
-			return false
-		}
+		e := &msgs[i]
+		e.uid, e.modseq, e.size, e.mtime, e.saved = m.uid, m.modseq, m.size, m.date, m.saved
+		e.setName(m.name)
+		e.ext = m.ext
 	}
 	return d.o == len(d.b)
 }

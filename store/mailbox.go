@@ -164,44 +164,37 @@ func (m *Mailbox) Close() error {
 // Read brings the index up to date with the log and the disk (a few stats
 // when nothing changed) and calls fn with a view of it. Changes wait while
 // fn runs, so fn must not block: copy what you need and do I/O afterwards.
-func (m *Mailbox) Read(ctx context.Context, fn func(v *View)) error {
-	if err := m.b.refresh(ctx); err != nil {
-		return err
-	}
-	m.b.rlock()
-	defer m.b.mu.RUnlock()
-	if m.b.gone {
-		return ErrNotFound
-	}
-	fn(&View{b: m.b})
-	return nil
-}
+func (m *Mailbox) Read(ctx context.Context, fn func(v *View)) error { return m.look(ctx, true, fn) }
 
 // Peek is Read for a caller that needs little of the index (the counters,
 // the keywords, UIDs): it does not wait for the whole index of a big
 // folder loaded lazily (lazy.go); a View method that needs the whole index
 // waits for it then.
-func (m *Mailbox) Peek(ctx context.Context, fn func(v *View)) error {
+func (m *Mailbox) Peek(ctx context.Context, fn func(v *View)) error { return m.look(ctx, false, fn) }
+
+// look is Read (whole) and Peek. A lazy index is only ever shown under
+// the write lock, where a View method may take the whole one in.
+func (m *Mailbox) look(ctx context.Context, whole bool, fn func(v *View)) error {
 	b := m.b
 	if err := b.refresh(ctx); err != nil {
 		return err
 	}
-	b.mu.RLock()
-	if b.lazy == nil {
+	v := View{b: b}
+	if whole {
+		b.rlock()
 		defer b.mu.RUnlock()
-		if b.gone {
-			return ErrNotFound
-		}
-		fn(&View{b: b})
-		return nil
+	} else if b.mu.RLock(); b.lazy == nil {
+		defer b.mu.RUnlock()
+	} else {
+		b.mu.RUnlock()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		v.write = true
 	}
-	b.mu.RUnlock()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.gone {
 		return ErrNotFound
 	}
-	fn(&View{b: b, write: true})
+	fn(&v)
 	return nil
 }
 
@@ -215,26 +208,13 @@ func (m *Mailbox) Rescan(ctx context.Context) error { return m.b.forceScan(ctx) 
 func (m *Mailbox) Status(ctx context.Context) (Status, error) {
 	var st Status
 	err := m.Read(ctx, func(v *View) {
-		b := v.b
-		st.Messages = len(b.msgs)
-		st.UIDNext = b.nextUID
-		st.UIDValidity = b.uidValidity
-		st.HighestModSeq = b.highestModSeq
-		for i := range b.msgs {
-			e := &b.msgs[i]
+		st = v.counts()
+		for i := range v.b.msgs {
+			e := &v.b.msgs[i]
 			st.Size += e.size
-			if e.uid >= b.firstRecent {
-				st.Recent++
-			}
 			if e.flags&FlagDeleted != 0 {
 				st.Deleted++
 				st.DeletedSize += e.size
-			}
-			if e.flags&FlagSeen == 0 {
-				st.Unseen++
-				if st.FirstUnseen == 0 {
-					st.FirstUnseen = i + 1
-				}
 			}
 		}
 	})
@@ -248,15 +228,7 @@ func (m *Mailbox) Status(ctx context.Context) (Status, error) {
 // polling STATUS after a restart costs what SELECT does.
 func (m *Mailbox) Counts(ctx context.Context) (Status, error) {
 	var st Status
-	err := m.Peek(ctx, func(v *View) {
-		st.Messages = v.Len()
-		st.Recent = v.RecentCount()
-		st.Unseen = v.UnseenCount()
-		st.FirstUnseen = v.FirstUnseen()
-		st.UIDNext = v.UIDNext()
-		st.UIDValidity = v.UIDValidity()
-		st.HighestModSeq = v.HighestModSeq()
-	})
+	err := m.Peek(ctx, func(v *View) { st = v.counts() })
 	return st, err
 }
 

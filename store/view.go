@@ -1,9 +1,6 @@
 package store
 
-import (
-	"slices"
-	"sort"
-)
+import "sort"
 
 // View is a consistent look at a mailbox's index, valid only inside the
 // function given to Mailbox.Read.
@@ -82,26 +79,26 @@ func (v *View) Ext(i int, key byte) (string, bool) {
 
 // AppendUIDs appends the UIDs of all messages, in order, to dst.
 func (v *View) AppendUIDs(dst []uint32) []uint32 {
-	if lz := v.b.lazy; lz != nil {
-		return append(dst, lz.uids...)
-	}
-	for i := range v.b.msgs {
-		dst = append(dst, v.b.msgs[i].uid)
+	for i := range v.Len() {
+		dst = append(dst, v.UID(i))
 	}
 	return dst
+}
+
+// seen reports whether the message at index i has \Seen; a lazy index
+// knows that much.
+func (v *View) seen(i int) bool {
+	if lz := v.b.lazy; lz != nil {
+		return lz.seen[i]
+	}
+	return v.b.msgs[i].flags&FlagSeen != 0
 }
 
 // FirstUnseen is the sequence number of the first message without \Seen,
 // 0 if there is none.
 func (v *View) FirstUnseen() int {
-	if lz := v.b.lazy; lz != nil {
-		if i := slices.Index(lz.seen, false); i >= 0 {
-			return i + 1
-		}
-		return 0
-	}
-	for i := range v.b.msgs {
-		if v.b.msgs[i].flags&FlagSeen == 0 {
+	for i := range v.Len() {
+		if !v.seen(i) {
 			return i + 1
 		}
 	}
@@ -111,28 +108,24 @@ func (v *View) FirstUnseen() int {
 // UnseenCount is the number of messages without \Seen.
 func (v *View) UnseenCount() int {
 	n := 0
-	if lz := v.b.lazy; lz != nil {
-		for _, seen := range lz.seen {
-			if !seen {
-				n++
-			}
-		}
-		return n
-	}
-	for i := range v.b.msgs {
-		if v.b.msgs[i].flags&FlagSeen == 0 {
+	for i := range v.Len() {
+		if !v.seen(i) {
 			n++
 		}
 	}
 	return n
 }
 
-// RecentCount is the number of messages that are \Recent.
-func (v *View) RecentCount() int {
-	if lz := v.b.lazy; lz != nil {
-		return len(lz.uids) - sort.Search(len(lz.uids), func(i int) bool { return lz.uids[i] >= v.b.firstRecent })
+// RecentCount is the number of messages that are \Recent: those from
+// the first UID no session has claimed on.
+func (v *View) RecentCount() int { return v.Len() - v.SearchUID(v.b.firstRecent) }
+
+// counts is Status but for the sums of sizes and \Deleted.
+func (v *View) counts() Status {
+	return Status{
+		Messages: v.Len(), Recent: v.RecentCount(), Unseen: v.UnseenCount(), FirstUnseen: v.FirstUnseen(),
+		UIDNext: v.UIDNext(), UIDValidity: v.UIDValidity(), HighestModSeq: v.HighestModSeq(),
 	}
-	return v.Len() - sort.Search(len(v.b.msgs), func(i int) bool { return v.b.msgs[i].uid >= v.b.firstRecent })
 }
 
 // full makes sure the view shows the whole index. A lazy view exists
