@@ -33,6 +33,8 @@ const (
 	DefaultThrottleWindow     = 15 * time.Minute
 	DefaultMaxThrottleEntries = 100_000
 	DefaultReloadInterval     = time.Second
+	DefaultLoginCacheTTL      = time.Hour
+	DefaultMaxLoginCache      = 100_000
 )
 
 // Options configure an Authenticator. Only UsersFile is required; every other
@@ -72,6 +74,15 @@ type Options struct {
 	// works).
 	ReloadInterval time.Duration
 
+	// LoginCacheTTL is how long a successful login is remembered, so the
+	// same user with the same password is let in again without bcrypt
+	// (see loginCache for what is kept and why that is safe). Default 1h,
+	// as Dovecot's auth_cache_ttl; negative turns the cache off.
+	LoginCacheTTL time.Duration
+	// MaxLoginCache caps how many users the login cache remembers.
+	// Default 100000.
+	MaxLoginCache int
+
 	// Now is the clock for throttling and reload checks.
 	// Default time.Now.
 	Now func() time.Time
@@ -87,6 +98,7 @@ type Authenticator struct {
 	now            func() time.Time
 	throttle       *throttle
 	hashSlots      chan struct{}
+	logins         *loginCache // nil: off
 
 	// Hooks replaced by tests: every password check goes through compare
 	// exactly once, and every failure waits through sleep.
@@ -135,6 +147,7 @@ func New(opts Options) (*Authenticator, error) {
 	}
 	a.throttle = newThrottle(limit, window, cmp0(opts.MaxThrottleEntries, DefaultMaxThrottleEntries))
 	a.hashSlots = make(chan struct{}, max(cmp0(opts.MaxConcurrentHashes, runtime.GOMAXPROCS(0)), 1))
+	a.logins = newLoginCache(cmp0(opts.LoginCacheTTL, DefaultLoginCacheTTL), cmp0(opts.MaxLoginCache, DefaultMaxLoginCache))
 
 	a.loadMu.Lock()
 	defer a.loadMu.Unlock()
@@ -160,7 +173,8 @@ func cmp0[T comparable](v, def T) T {
 // Unknown users and wrong passwords look the same from outside: the same
 // error, one bcrypt comparison of the same cost, the same delay. Each failure
 // is logged once at Warn before the delay starts, so fail2ban sees it at
-// once even if the client hangs up.
+// once even if the client hangs up. A user who logged in with the same
+// password within LoginCacheTTL is let in without a comparison.
 func (a *Authenticator) Authenticate(ctx context.Context, username, password string, remote netip.Addr) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -173,6 +187,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password str
 	if !ok {
 		return "", a.fail(ctx, username, ip, "throttled", ErrThrottled)
 	}
+	if u := a.remembered(username, password); u != nil {
+		a.throttle.done(key, slot, false, a.now())
+		a.log.Debug("authentication succeeded", slog.String("ip", ipString(ip)), slog.String("user", u.name), slog.Bool("cached", true))
+		return u.name, nil
+	}
 	select {
 	case a.hashSlots <- struct{}{}:
 	case <-ctx.Done():
@@ -180,21 +199,35 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password str
 		a.throttle.done(key, slot, false, a.now())
 		return "", ctx.Err()
 	}
-	name, reason := a.check(username, password)
+	u, reason := a.check(username, password)
 	<-a.hashSlots
 	a.throttle.done(key, slot, reason != "", a.now())
 
 	if reason != "" {
 		return "", a.fail(ctx, username, ip, reason, ErrInvalidCredentials)
 	}
-	a.log.Debug("authentication succeeded", slog.String("ip", ipString(ip)), slog.String("user", name))
-	return name, nil
+	a.logins.remember(u.name, u.hash, password, a.now())
+	a.log.Debug("authentication succeeded", slog.String("ip", ipString(ip)), slog.String("user", u.name))
+	return u.name, nil
 }
 
-// check verifies the password and returns the canonical name, or a reason
-// for the log. Every path runs exactly one bcrypt comparison of the usual
+// remembered returns the user if the login cache says this password was
+// right for them within its TTL, against the hash the users file has now.
+func (a *Authenticator) remembered(username, password string) *user {
+	if a.logins == nil || ValidUsername(username) != nil || len(password) > MaxPasswordLength {
+		return nil
+	}
+	u := a.table.Load().byKey[foldKey(username)]
+	if u == nil || u.hash == nil || !a.logins.hit(u.name, u.hash, password, a.now()) {
+		return nil
+	}
+	return u
+}
+
+// check verifies the password and returns the user, or a reason for the
+// log. Every path runs exactly one bcrypt comparison of the usual
 // cost, so the time taken does not tell an attacker which reason it was.
-func (a *Authenticator) check(username, password string) (name, reason string) {
+func (a *Authenticator) check(username, password string) (_ *user, reason string) {
 	t := a.table.Load()
 	hash := t.dummy
 	var u *user
@@ -217,13 +250,13 @@ func (a *Authenticator) check(username, password string) (name, reason string) {
 	err := a.compare(hash, []byte(pw))
 	switch {
 	case reason != "":
-		return "", reason
+		return nil, reason
 	case len(password) > MaxPasswordLength:
-		return "", "password too long"
+		return nil, "password too long"
 	case err != nil:
-		return "", "wrong password"
+		return nil, "wrong password"
 	}
-	return u.name, ""
+	return u, ""
 }
 
 // fail logs one failure line, waits the failure delay and returns err (or

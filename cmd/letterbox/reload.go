@@ -22,9 +22,9 @@ import (
 // named in the log as needing a restart, and stays as it was:
 //
 //	log.level, server.drain_timeout              applied
-//	auth.users_file, auth.fail_delay,
-//	auth.throttle_failures, auth.throttle_window a new authenticator (and
-//	                                             throttle) for new logins
+//	auth.users_file, auth.fail_delay,            a new authenticator (and
+//	auth.throttle_failures, auth.throttle_window, throttle, and an empty
+//	auth.login_cache_ttl                         login cache) for new logins
 //	tls.cert_file, tls.key_file, tls.min_version new TLS handshakes
 //	everything else                              restart: listeners, the
 //	                                             store, and the protocol
@@ -60,6 +60,7 @@ func (r *reloader) current() *config.Config {
 var liveKeys = []string{
 	"log.level", "server.drain_timeout",
 	"auth.users_file", "auth.fail_delay", "auth.throttle_failures", "auth.throttle_window",
+	"auth.login_cache_ttl",
 	"tls.cert_file", "tls.key_file", "tls.min_version",
 }
 
@@ -92,6 +93,7 @@ func (r *reloader) reloadLocked() string {
 	next.Auth.FailDelay = loaded.Auth.FailDelay
 	next.Auth.ThrottleFailures = loaded.Auth.ThrottleFailures
 	next.Auth.ThrottleWindow = loaded.Auth.ThrottleWindow
+	next.Auth.LoginCacheTTL = loaded.Auth.LoginCacheTTL
 	next.TLS = loaded.TLS
 
 	status := "Serving; configuration reloaded"

@@ -333,6 +333,10 @@ func authOptions(cfg *config.Config, log *slog.Logger) auth.Options {
 		FailDelay:        cfg.Auth.FailDelay,
 		ThrottleFailures: cfg.Auth.ThrottleFailures,
 		ThrottleWindow:   cfg.Auth.ThrottleWindow,
+		LoginCacheTTL:    cfg.Auth.LoginCacheTTL,
+	}
+	if o.LoginCacheTTL == 0 {
+		o.LoginCacheTTL = -1
 	}
 	if o.FailDelay == 0 {
 		o.FailDelay = -1

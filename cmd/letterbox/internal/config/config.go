@@ -73,6 +73,7 @@ type Auth struct {
 	FailDelay             time.Duration
 	ThrottleFailures      int // 0: no throttling
 	ThrottleWindow        time.Duration
+	LoginCacheTTL         time.Duration // 0: no login cache
 }
 
 // Mail says where users' Maildirs are.

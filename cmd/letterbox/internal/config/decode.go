@@ -61,6 +61,7 @@ func (d *decoder) decode(dataDirBase string) *Config {
 	c.Auth.FailDelay = d.duration("auth.fail_delay", 0, time.Minute)
 	c.Auth.ThrottleFailures = d.int("auth.throttle_failures", 0)
 	c.Auth.ThrottleWindow = d.duration("auth.throttle_window", time.Second, 0)
+	c.Auth.LoginCacheTTL = d.duration("auth.login_cache_ttl", 0, 24*time.Hour)
 
 	c.Mail.Path = d.template("mail.path", c.DataDir)
 

@@ -38,6 +38,7 @@ func (c *Config) Values() map[string]any {
 		"auth.fail_delay":               FormatDuration(c.Auth.FailDelay),
 		"auth.throttle_failures":        c.Auth.ThrottleFailures,
 		"auth.throttle_window":          FormatDuration(c.Auth.ThrottleWindow),
+		"auth.login_cache_ttl":          FormatDuration(c.Auth.LoginCacheTTL),
 		"mail.path":                     c.Mail.Path,
 		"pop3.listen":                   nonNil(c.POP3.Listen),
 		"pop3.listen_tls":               nonNil(c.POP3.ListenTLS),
