@@ -288,6 +288,7 @@ func (s *session) cmdCompress(cmd *command) error {
 	if s.c.out.err != nil {
 		return errConnClosed
 	}
+	s.waker.Store(nil) // a wake cannot cut a read under DEFLATE
 	s.c.startCompress()
 	return nil
 }

@@ -215,7 +215,7 @@ func (s *session) cmdExpunge(cmd *command) error {
 	}
 	// The updates go out now, so that the tagged OK can carry the
 	// HIGHESTMODSEQ they bring the client to (RFC 7162 §3.2.7, §3.2.9).
-	if err := s.poll(true, false); err != nil {
+	if err := s.poll(true, false, false); err != nil {
 		return err
 	}
 	cmd.noPoll = true
@@ -301,7 +301,7 @@ func (s *session) cmdCopy(cmd *command) error {
 		// (VANISHED with QRESYNC, then HIGHESTMODSEQ in the tagged OK,
 		// §3.3, as EXPUNGE has it).
 		s.c.out.writeString("* OK [" + code + "] Moved\r\n")
-		if err := s.poll(true, false); err != nil {
+		if err := s.poll(true, false, false); err != nil {
 			return err
 		}
 		cmd.noPoll = true

@@ -25,8 +25,11 @@ type conn struct {
 	ip       netip.Addr
 	accepted net.Conn // as Serve accepted it, for the Observer
 
-	mu  sync.Mutex // guards raw, which STARTTLS replaces
+	mu  sync.Mutex // guards raw, which STARTTLS replaces, and wakeOff
 	raw net.Conn
+	// wakeOff: wake does nothing (COMPRESS is on: the decompressor
+	// cannot take a read cut short).
+	wakeOff bool
 
 	// deadline is the read deadline the connection means to have (unix
 	// nanoseconds); a timeout before it is Shutdown waking the reader.
@@ -51,11 +54,12 @@ var (
 	errLineTooLong = errors.New("imap: line too long")
 	errShutdown    = errors.New("imap: server shutting down")
 	errIdleTimeout = errors.New("imap: idle timeout")
+	errWoken       = errors.New("imap: woken")
 )
 
 // inBufSize is the read buffer: small, since every idle connection holds
 // one.
-const inBufSize = 4 << 10
+const inBufSize = 1 << 10
 
 func newConn(s *Server, raw net.Conn, ip netip.Addr, id uint64) *conn {
 	_, isTLS := raw.(*tls.Conn)
@@ -106,8 +110,9 @@ func (c *conn) lineDeadline() time.Time {
 }
 
 // waitCommand waits for the first byte of the next command, at most
-// timeout; Shutdown ends the wait at once.
-func (c *conn) waitCommand(timeout time.Duration) error {
+// timeout; Shutdown ends the wait at once, and so does a wake when due
+// (NOTIFY: something to send) says so, with errWoken.
+func (c *conn) waitCommand(timeout time.Duration, due func() bool) error {
 	if c.br.Buffered() > 0 {
 		return nil
 	}
@@ -120,6 +125,11 @@ func (c *conn) waitCommand(timeout time.Duration) error {
 		if c.stopping.Load() {
 			return errShutdown
 		}
+		// After the deadline is armed: a wake from now on cuts the
+		// Peek; one before it has set what due reads.
+		if due != nil && due() {
+			return errWoken
+		}
 		_, err := c.br.Peek(1)
 		switch {
 		case err == nil:
@@ -128,7 +138,7 @@ func (c *conn) waitCommand(timeout time.Duration) error {
 			return errShutdown
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if time.Now().Before(deadline) {
-				continue // a late wake from IDLE
+				continue // a wake: see whether it is due
 			}
 			return errIdleTimeout
 		}
@@ -161,11 +171,18 @@ func (c *conn) readLineNow(max int) ([]byte, error) {
 	}
 }
 
-// wake ends a wait in readIdle at once. It is the store's feed callback
-// for a session in IDLE, so it only flags and pokes the deadline.
+// wake ends a wait in readIdle or waitCommand at once. It is the store's
+// feed callback for a session in IDLE or with NOTIFY, so it only flags
+// and pokes the deadline; a read in the middle of a command does not take
+// the poke (netReader).
 func (c *conn) wake() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wakeOff {
+		return
+	}
 	c.woken.Store(true)
-	c.netConn().SetReadDeadline(time.Now())
+	c.raw.SetReadDeadline(time.Now())
 }
 
 // readIdle waits, until the deadline or a wake, for the line that ends
@@ -320,6 +337,9 @@ func (c *conn) startTLS() error {
 // raw DEFLATE (RFC 1951). Bytes the client sent right after the command
 // are already compressed.
 func (c *conn) startCompress() {
+	c.mu.Lock()
+	c.wakeOff = true
+	c.mu.Unlock()
 	var left []byte
 	if n := c.br.Buffered(); n > 0 {
 		b, _ := c.br.Peek(n)

@@ -89,6 +89,7 @@ func init() {
 		"GETQUOTA":       {authStates, (*session).cmdGetQuota, pollAll},
 		"GETQUOTAROOT":   {authStates, (*session).cmdGetQuotaRoot, pollAll},
 		"SETQUOTA":       {authStates, (*session).cmdSetQuota, pollAll},
+		"NOTIFY":         {authStates, (*session).cmdNotify, pollAll},
 		// Selected (§6.4).
 		"CHECK":        {stateSelected, (*session).cmdNoop, pollAll},
 		"CLOSE":        {stateSelected, (*session).cmdClose, pollAll},
@@ -133,17 +134,29 @@ func (c *conn) serve() {
 	if c.out.flush() != nil {
 		return
 	}
+	due := s.notifyPending.Load
+	waitSince := time.Now()
 	for !s.loggedOut {
 		if reason := s.byeReason(); reason != "" {
 			c.bye(reason)
 			return
 		}
+		if s.notifyPending.Load() {
+			// NOTIFY: what the feeds brought, between commands.
+			if s.notifyPass(true) != nil || c.out.flush() != nil {
+				return
+			}
+		}
 		timeout := orDefault(c.srv.LoginTimeout, DefaultLoginTimeout)
 		if s.state != stateNotAuth {
 			timeout = orDefault(c.srv.IdleTimeout, DefaultIdleTimeout)
 		}
-		switch err := c.waitCommand(timeout); {
+		// Notifications do not count as activity: the idle timeout runs
+		// from the end of the last command.
+		switch err := c.waitCommand(time.Until(waitSince.Add(timeout)), due); {
 		case err == nil:
+		case errors.Is(err, errWoken):
+			continue
 		case errors.Is(err, errShutdown):
 			c.bye("Server shutting down")
 			return
@@ -156,6 +169,7 @@ func (c *conn) serve() {
 		if !s.command() {
 			return
 		}
+		waitSince = time.Now()
 	}
 }
 
@@ -268,9 +282,14 @@ func (s *session) run(cmd *command) (err error) {
 		return err
 	}
 	if s.sel != nil && !cmd.noPoll && !cmd.closed {
-		if err := s.poll(spec.policy == pollAll, false); err != nil {
+		if err := s.poll(spec.policy == pollAll, false, false); err != nil {
 			return err
 		}
+	}
+	if s.notifyPending.Load() && !cmd.closed {
+		// NOTIFY: other mailboxes and the folder list, before the
+		// tagged reply (the selected one was just polled).
+		return s.notifyPass(false)
 	}
 	return nil
 }

@@ -26,6 +26,12 @@
 //     log (condstore.go, qresync.go). HIGHESTMODSEQ is sent on SELECT once
 //     CONDSTORE is enabled, as Dovecot does; past the log's memory of
 //     expunges, VANISHED (EARLIER) names every missing UID asked about
+//   - RFC 5465 NOTIFY (notify.go): the selected mailbox, other mailboxes
+//     as STATUS, the folder list and subscriptions as LIST, from the
+//     store's change feeds and its folder feed, so other processes' and
+//     hosts' changes are reported too; notifications go out between
+//     commands and in IDLE (under COMPRESS, only in IDLE and with
+//     commands: a wait under DEFLATE cannot be cut short)
 //   - RFC 2595/RFC 8314 STARTTLS and implicit TLS
 //
 // # Shape

@@ -19,16 +19,22 @@ func (s *session) cmdFetch(cmd *command) error {
 	if err := s.fetchModifiers(cmd, &a); err != nil {
 		return err
 	}
-	sel := s.sel
 	if a.vanished {
 		if err := s.writeFetchVanished(a.set, a.changedSince); err != nil {
 			return err
 		}
 	}
-	targets := s.resolve(a.set)
+	return s.fetchTargets(&a, s.resolve(a.set))
+}
+
+// fetchTargets writes the FETCH responses of targets: FETCH's work once
+// the command is decoded, and NOTIFY's for the fetch-att of MessageNew.
+func (s *session) fetchTargets(ap *fetchArgs, targets []target) error {
 	if len(targets) == 0 {
 		return nil
 	}
+	a := *ap
+	sel := s.sel
 	seen := make(map[uint32]bool)
 	if !sel.readOnly && a.setsSeen() {
 		var unseen []uint32

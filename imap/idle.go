@@ -25,14 +25,17 @@ func (s *session) cmdIdle(cmd *command) error {
 	nextKeepalive := time.Now().Add(keepalive)
 	if s.sel != nil {
 		s.sel.q.setWake(c.wake)
-		defer s.sel.q.setWake(nil)
+		defer s.sel.q.setWake(s.selectedWake())
 	}
 	partial := false
 	for {
 		if s.sel != nil {
-			if err := s.poll(true, true); err != nil {
+			if err := s.poll(true, true, false); err != nil {
 				return err
 			}
+		}
+		if err := s.notifyPass(false); err != nil {
+			return err
 		}
 		now := time.Now()
 		if !now.Before(nextKeepalive) {
@@ -47,7 +50,7 @@ func (s *session) cmdIdle(cmd *command) error {
 		// session waits on (store.Options.PollInterval), so a session in
 		// IDLE never looks at the disk itself.
 		deadline := nextKeepalive
-		if s.sel != nil && s.sel.q.pending() {
+		if s.sel != nil && s.sel.q.pending() || s.notifyPending.Load() {
 			continue
 		}
 		line, ok, err := c.readIdle(s.srv.maxLine(), deadline, partial)
@@ -93,23 +96,31 @@ func (s *session) idleCompressed(cmd *command) error {
 		<-done
 	}
 	notify := make(chan struct{}, 1)
-	if s.sel != nil {
-		s.sel.q.setWake(func() {
-			select {
-			case notify <- struct{}{}:
-			default:
-			}
-		})
-		defer s.sel.q.setWake(nil)
+	wake := func() {
+		select {
+		case notify <- struct{}{}:
+		default:
+		}
 	}
+	if s.sel != nil {
+		s.sel.q.setWake(wake)
+		defer s.sel.q.setWake(s.selectedWake())
+	}
+	// NOTIFY's feeds wake this loop too, and nothing outside IDLE.
+	s.waker.Store(&wake)
+	defer s.waker.Store(nil)
 	keepalive := time.NewTicker(orDefault(s.srv.IdleKeepalive, DefaultIdleKeepalive))
 	defer keepalive.Stop()
 	for {
 		if s.sel != nil {
-			if err := s.poll(true, true); err != nil {
+			if err := s.poll(true, true, false); err != nil {
 				stop()
 				return err
 			}
+		}
+		if err := s.notifyPass(false); err != nil {
+			stop()
+			return err
 		}
 		if c.out.flush() != nil {
 			stop()

@@ -129,6 +129,7 @@ func (s *session) cmdSelect(cmd *command) error {
 	}
 	sel.recentShown = recent
 	s.sel, s.state, s.searchRes = sel, stateSelected, nil
+	sel.q.setWake(s.selectedWake())
 
 	o := &s.c.out
 	o.writeString("* " + itoa(exists) + " EXISTS\r\n")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -45,12 +46,21 @@ type session struct {
 	searchRes []uint32 // RFC 5182 "$": UIDs saved by SEARCH RETURN (SAVE)
 
 	flagBuf []imap.Flag // flagsOf's scratch space
+
+	// NOTIFY (notify.go): what is watched; notifyPending is set by the
+	// feeds, waker ends a wait for a command or for DONE (nil while it
+	// cannot be woken: under COMPRESS outside IDLE).
+	notify        *notifyState
+	notifyPending atomic.Bool
+	waker         atomic.Pointer[func()]
 }
 
 func newSession(c *conn) *session {
 	ctx, cancel := context.WithCancel(c.srv.ctx)
 	s := &session{srv: c.srv, c: c, ctx: ctx, cancel: cancel, state: stateNotAuth}
 	s.log = s.connLog()
+	wake := c.wake
+	s.waker.Store(&wake)
 	s.log.Debug("imap: connected", "tls", c.isTLS)
 	return s
 }
@@ -62,6 +72,7 @@ func (s *session) connLog() *slog.Logger {
 
 func (s *session) close() {
 	s.cancel()
+	s.stopNotify()
 	s.unselect()
 	if s.releaseUser != nil {
 		s.releaseUser()
@@ -117,7 +128,7 @@ func (s *session) capabilities() string {
 const authenticatedCaps = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE IDLE UNSELECT NAMESPACE " +
 	"UIDPLUS MOVE ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE " +
 	"CHILDREN STATUS=SIZE BINARY UNAUTHENTICATE UTF8=ACCEPT ID MULTIAPPEND CATENATE WITHIN PREVIEW SAVEDATE CONTEXT=SEARCH" +
-	" SORT SORT=DISPLAY ESORT THREAD=REFERENCES THREAD=ORDEREDSUBJECT CONTEXT=SORT"
+	" SORT SORT=DISPLAY ESORT THREAD=REFERENCES THREAD=ORDEREDSUBJECT CONTEXT=SORT NOTIFY"
 
 // login checks a plaintext login (LOGIN, and AUTHENTICATE PLAIN and LOGIN)
 // and opens the user's mail.
@@ -160,6 +171,7 @@ func (s *session) login(username, password string) error {
 
 // logout undoes login (UNAUTHENTICATE, RFC 8437).
 func (s *session) logoutUser() {
+	s.stopNotify()
 	s.unselect()
 	if s.releaseUser != nil {
 		s.releaseUser()

@@ -141,7 +141,9 @@ func (q *updateQueue) hasAppends() bool {
 //
 // During IDLE (idling) \Recent is not claimed: the client is not looking
 // at the messages, and the next session to select the mailbox gets them.
-func (s *session) poll(allowExpunge, idling bool) error {
+// holdFlags keeps flag changes queued for a later poll (NOTIFY without
+// FlagChange sends new and expunged messages only).
+func (s *session) poll(allowExpunge, idling, holdFlags bool) error {
 	sel := s.sel
 	if sel == nil {
 		return nil
@@ -191,6 +193,8 @@ func (s *session) poll(allowExpunge, idling bool) error {
 		return errConnClosed
 	}
 	existsSent := false
+	var fresh []uint32             // new messages sent, for NOTIFY's MessageNew fetch-att
+	var held []queued              // flag changes kept for later (holdFlags)
 	var touched, expunged []uint32 // for the searches kept alive
 	var vanished []uint32          // QRESYNC: sent as one VANISHED
 	var top uint64                 // highest MODSEQ of the changes handled
@@ -203,6 +207,7 @@ func (s *session) poll(allowExpunge, idling bool) error {
 				sel.uids = append(sel.uids, e.ch.UID)
 				s.c.out.writeString("* " + itoa(len(sel.uids)) + " EXISTS\r\n")
 				existsSent = true
+				fresh = append(fresh, e.ch.UID)
 				touched = append(touched, e.ch.UID)
 				sel.claimPending = sel.claimPending || idling
 			} else if sel.seqOf(e.ch.UID) == 0 {
@@ -232,6 +237,10 @@ func (s *session) poll(allowExpunge, idling bool) error {
 				}
 			}
 		case store.FlagsChanged:
+			if holdFlags {
+				held = append(held, e)
+				continue
+			}
 			seq := sel.seqOf(e.ch.UID)
 			if seq > 0 && len(sel.live) > 0 {
 				touched = append(touched, e.ch.UID)
@@ -262,6 +271,11 @@ func (s *session) poll(allowExpunge, idling bool) error {
 		top = max(top, e.ch.ModSeq)
 	}
 	s.flushVanished(&vanished)
+	if len(held) > 0 {
+		// In front of any expunges deferred above: queue order stays.
+		sel.q.putBack(held)
+		deferred = true
+	}
 	// The client now knows every change handled: all of the view's if the
 	// whole queue went out, else up to the last one sent.
 	if read && !deferred && viewHighest > 0 {
@@ -277,8 +291,12 @@ func (s *session) poll(allowExpunge, idling bool) error {
 	s.modSeqShown = false
 	if len(sel.shownAt) > 0 && len(entries) > 0 {
 		// Every change up to the last one taken is handled: what was
-		// shown before it needs no protection any more.
+		// shown before it needs no protection any more. A held flag
+		// change is not handled yet.
 		last := entries[len(entries)-1].pos
+		if len(held) > 0 {
+			last = min(last, held[0].pos-1)
+		}
 		for uid, at := range sel.shownAt {
 			if at <= last {
 				delete(sel.shownAt, uid)
@@ -296,6 +314,9 @@ func (s *session) poll(allowExpunge, idling bool) error {
 			sel.recentShown = n
 			s.c.out.writeString("* " + itoa(n) + " RECENT\r\n")
 		}
+	}
+	if n := s.notify; n != nil && n.spec.fetch != nil && len(fresh) > 0 {
+		return s.notifyFetch(fresh)
 	}
 	return nil
 }

@@ -217,6 +217,7 @@ type Store struct {
 	log     *slog.Logger
 	watcher *watcher
 	poller  *poller
+	folders *folderWatches // IMAP NOTIFY's folder feeds
 	ids     *nameSource
 
 	// crlfPool recycles body converters and their buffers: a FETCH of
@@ -304,6 +305,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.crlfPool.New = func() any { return newCRLFReader(nil) }
 	s.poller = newPoller(s, opts.PollInterval)
+	s.folders = &folderWatches{s: s, interval: opts.PollInterval}
 	if !opts.NoWatch {
 		w, err := newWatcher(s)
 		if err != nil {
@@ -329,6 +331,7 @@ func (s *Store) Close() error {
 	}
 	s.mu.Unlock()
 	s.poller.close()
+	s.folders.close()
 	for _, b := range boxes {
 		b.cache.close()
 		b.mu.Lock()

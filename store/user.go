@@ -151,6 +151,7 @@ func (u *User) folderPath(name string) (string, error) {
 
 // Create makes a new folder, with an optional special-use attribute.
 func (u *User) Create(name string, use SpecialUse) error {
+	defer u.foldersChanged()
 	if IsInbox(name) {
 		return ErrExists
 	}
@@ -194,6 +195,7 @@ func (u *User) Create(name string, use SpecialUse) error {
 // Delete removes a folder and its messages. Its children stay (they are
 // folders of their own in Maildir++); it then lists as a \Noselect parent.
 func (u *User) Delete(name string) error {
+	defer u.foldersChanged()
 	if IsInbox(name) {
 		return ErrInboxOperation
 	}
@@ -220,6 +222,7 @@ func (u *User) Delete(name string) error {
 // Rename renames a folder and all its children. Renaming INBOX moves its
 // messages into a new folder and leaves INBOX empty (RFC 3501 §6.3.5).
 func (u *User) Rename(ctx context.Context, oldName, newName string) error {
+	defer u.foldersChanged()
 	oldName, newName = CanonicalName(oldName), CanonicalName(newName)
 	if IsInbox(newName) {
 		return ErrExists

@@ -19,6 +19,7 @@ const specialUseName = "letterbox-special-use"
 
 // editUserFile rewrites one of the user's small files under its dotlock.
 func (u *User) editUserFile(name string, edit func(old []byte) ([]byte, bool, error)) error {
+	defer u.foldersChanged()
 	p := filepath.Join(u.root, name)
 	lock, err := acquireDotlock(context.Background(), p+".lock", u.store.opts.LockTimeout, u.store.opts.FileMode)
 	if err != nil {

@@ -35,6 +35,8 @@ func runIdle(args []string) error {
 	deliveries := fs.Int("deliveries", 5, "messages appended, one at a time, while they IDLE")
 	parallel := fs.Int("parallel", 50, "sessions logging in at once")
 	pid := fs.Int("server-pid", 0, "server process to read VmRSS from (/proc/PID/status), 0 for none")
+	settle := fs.Duration("settle", time.Second, "wait this long after the logins before reading the server's memory: a Go server collects the garbage of a login storm at its next GC, at the latest 2 minutes later (the runtime's forced GC), so use 150s for the steady state")
+	cpuProfile := fs.String("cpuprofile", "", "write lbload's own CPU profile of the deliveries to this file")
 	fs.Parse(args)
 	if *user == "" {
 		return errors.New("idle: -user is required")
@@ -72,7 +74,7 @@ func runIdle(args []string) error {
 	if len(sessions) == 0 {
 		return errors.New("idle: no session")
 	}
-	time.Sleep(time.Second) // let the server settle what the logins left
+	time.Sleep(*settle) // let the server settle what the logins left
 	rss1 := readRSS(*pid)
 	fmt.Printf("%d sessions IDLE on %s of %s (started in %v)\n", len(sessions), *mailbox, *user, time.Since(start).Round(time.Millisecond))
 	if rss0 > 0 && rss1 > 0 {
@@ -87,6 +89,13 @@ func runIdle(args []string) error {
 	defer sender.Close()
 	if err := sender.Login(*user, c.password).Wait(); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	for d := 0; d < *deliveries; d++ {
 		msg := fmt.Sprintf("From: lbload@example.org\r\nSubject: idle %d\r\nMessage-ID: <idle-%d-%d@lbload>\r\n\r\nwake up\r\n", d, d, time.Now().UnixNano())

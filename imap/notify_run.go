@@ -1,0 +1,380 @@
+package imap
+
+import (
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/letterbox-mail/letterbox/store"
+)
+
+// What an active NOTIFY holds, and the passes that send its
+// notifications: after every command, when a feed wakes the session
+// while it waits for the next one, and in IDLE.
+
+// maxNotifyMailboxes bounds the mailboxes one session watches; beyond it
+// NOTIFY fails, or stops, with NOTIFICATIONOVERFLOW (§3.1, §6).
+const maxNotifyMailboxes = 1000
+
+var errNotifyOverflow = no("NOTIFICATIONOVERFLOW", "Too many mailboxes to watch")
+
+type notifyState struct {
+	spec    *notifySpec
+	folders *store.FolderWatch // nil without groups for other mailboxes
+	boxes   map[string]*notifyBox
+}
+
+// notifyBox is a watched mailbox other than the selected one.
+type notifyBox struct {
+	mbox   *store.Mailbox
+	cancel func()
+	events notifyEvents // what its groups ask for
+
+	mu  sync.Mutex
+	got notifyEvents // what happened since the last pass
+}
+
+func (b *notifyBox) close() {
+	b.cancel()
+	b.mbox.Close()
+}
+
+func (b *notifyBox) take() notifyEvents {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g := b.got
+	b.got = 0
+	return g
+}
+
+// feed is the box's change-feed callback: it runs under the mailbox's
+// lock in whichever goroutine made the change, so it only notes it.
+func (b *notifyBox) feed(wake func()) func(store.Change) {
+	return func(c store.Change) {
+		var ev notifyEvents
+		switch c.Kind {
+		case store.Appended:
+			ev = evMessageNew
+		case store.Expunged:
+			ev = evMessageExpunge
+		case store.FlagsChanged:
+			ev = evFlagChange
+		case store.Invalidated:
+			ev = evMessageNew | evMessageExpunge
+		}
+		b.mu.Lock()
+		ev &= b.events
+		b.got |= ev
+		b.mu.Unlock()
+		if ev != 0 {
+			wake()
+		}
+	}
+}
+
+// notifyWake is the feeds' callback: note that there is something to
+// send, and end the wait for the next command (or for DONE) if the
+// connection can be woken.
+func (s *session) notifyWake() {
+	s.notifyPending.Store(true)
+	if f := s.waker.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// selectedWake is what the selected mailbox's queue calls outside IDLE.
+func (s *session) selectedWake() func() {
+	if s.notify != nil && s.notify.spec.selected != 0 {
+		return s.notifyWake
+	}
+	return nil
+}
+
+func (s *session) startNotify(spec *notifySpec) error {
+	n := &notifyState{spec: spec, boxes: make(map[string]*notifyBox)}
+	s.notify = n
+	if len(spec.groups) > 0 {
+		fw, err := s.user.WatchFolders(s.notifyWake)
+		if err != nil {
+			s.stopNotify()
+			return err
+		}
+		n.folders = fw
+	}
+	if err := s.rewatch(); err != nil {
+		s.stopNotify()
+		return err
+	}
+	if s.sel != nil {
+		s.sel.q.setWake(s.selectedWake())
+	}
+	if spec.status {
+		items := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, NumUnseen: true, HighestModSeq: s.condstore}
+		for _, name := range n.boxNames() {
+			if s.sel != nil && s.sel.name == name {
+				continue
+			}
+			if st, err := s.status(name, items); err == nil {
+				s.writeStatus(name, items, st)
+			}
+		}
+	}
+	return nil
+}
+
+// stopNotify ends NOTIFY: NOTIFY NONE, a new NOTIFY SET, UNAUTHENTICATE,
+// the end of the session, an overflow.
+func (s *session) stopNotify() {
+	n := s.notify
+	if n == nil {
+		return
+	}
+	s.notify = nil
+	if n.folders != nil {
+		n.folders.Close()
+	}
+	for _, b := range n.boxes {
+		b.close()
+	}
+	if s.sel != nil {
+		s.sel.q.setWake(nil)
+	}
+	s.notifyPending.Store(false)
+}
+
+func (n *notifyState) boxNames() []string {
+	names := make([]string, 0, len(n.boxes))
+	for name := range n.boxes {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return listLess(names[i], names[j]) })
+	return names
+}
+
+// listLess orders names as LIST does: INBOX first.
+func listLess(a, b string) bool {
+	if a == store.Inbox || b == store.Inbox {
+		return a == store.Inbox && b != store.Inbox
+	}
+	return a < b
+}
+
+// rewatch brings the set of watched mailboxes in line with the folders
+// and subscriptions now: the groups' filters name folders, and folders
+// come and go.
+func (s *session) rewatch() error {
+	n := s.notify
+	msgGroups := false
+	for _, g := range n.spec.groups {
+		msgGroups = msgGroups || g.events&evMessages != 0
+	}
+	if !msgGroups {
+		return nil
+	}
+	infos, err := s.user.List()
+	if err != nil {
+		return err
+	}
+	subscribed := make(map[string]bool)
+	for _, mi := range infos {
+		subscribed[mi.Name] = mi.Subscribed
+	}
+	isSub := func(name string) bool { return subscribed[name] }
+	want := make(map[string]notifyEvents)
+	for _, mi := range infos {
+		if mi.NoSelect {
+			continue
+		}
+		for i := range n.spec.groups {
+			if g := &n.spec.groups[i]; g.events&evMessages != 0 && g.matches(mi.Name, isSub) {
+				want[mi.Name] |= g.events & evMessages
+			}
+		}
+	}
+	if len(want) > maxNotifyMailboxes {
+		return errNotifyOverflow
+	}
+	for name, b := range n.boxes {
+		if ev, ok := want[name]; ok {
+			b.mu.Lock()
+			b.events = ev
+			b.mu.Unlock()
+			continue
+		}
+		b.close()
+		delete(n.boxes, name)
+	}
+	for name, ev := range want {
+		if n.boxes[name] != nil {
+			continue
+		}
+		m, err := s.user.Open(s.ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // gone meanwhile: the folder feed says so next
+		}
+		if err != nil {
+			return err
+		}
+		b := &notifyBox{mbox: m, events: ev}
+		_, b.cancel = m.Watch(b.feed(s.notifyWake))
+		n.boxes[name] = b
+	}
+	return nil
+}
+
+// notifyPass sends what the feeds brought. between: the session waits
+// for a command (not in IDLE, which polls the selected mailbox itself),
+// so the selected mailbox's changes go out here if NOTIFY asks for them.
+func (s *session) notifyPass(between bool) error {
+	s.notifyPending.Store(false)
+	n := s.notify
+	if n == nil {
+		return nil
+	}
+	if n.folders != nil {
+		ev, err := n.folders.Changes()
+		if err != nil {
+			s.log.Warn("imap: notify: folders", "err", err)
+		} else if len(ev) > 0 {
+			s.writeFolderEvents(ev)
+			if err := s.rewatch(); err != nil {
+				s.notifyOverflow(err)
+				return nil
+			}
+		}
+	}
+	if between && s.sel != nil && n.spec.selected != 0 {
+		if err := s.poll(n.spec.immediate, true, n.spec.selected&evFlagChange == 0); err != nil {
+			return err
+		}
+	}
+	for _, name := range n.boxNames() {
+		got := n.boxes[name].take()
+		if got == 0 || s.sel != nil && s.sel.name == name {
+			continue // the selected mailbox speaks for itself
+		}
+		items := &imap.StatusOptions{HighestModSeq: s.condstore}
+		if got&(evMessageNew|evMessageExpunge) != 0 {
+			items.NumMessages, items.UIDNext = true, true
+		}
+		items.NumUnseen = true
+		st, err := s.status(name, items)
+		if err != nil {
+			continue // deleted meanwhile: the folder feed reports it
+		}
+		s.writeStatus(name, items, st)
+	}
+	return nil
+}
+
+// notifyOverflow turns NOTIFY off when it cannot go on (§5.8).
+func (s *session) notifyOverflow(err error) {
+	s.log.Warn("imap: notify stopped", "err", err)
+	s.stopNotify()
+	s.c.out.writeString("* OK [NOTIFICATIONOVERFLOW] Too many mailboxes to watch, NOTIFY is off\r\n")
+}
+
+// wants reports whether a group asks for ev about a mailbox of these
+// names (a renamed one matches by either).
+func (n *notifyState) wants(ev notifyEvents, subscribed func(string) bool, names ...string) bool {
+	for i := range n.spec.groups {
+		g := &n.spec.groups[i]
+		if g.events&ev == 0 {
+			continue
+		}
+		for _, name := range names {
+			if name != "" && g.matches(name, subscribed) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writeFolderEvents sends MailboxName and SubscriptionChange events as
+// LIST responses (§5.4, §5.5): a new or renamed mailbox with its
+// attributes (a renamed one with OLDNAME, RFC 5465 §5.4), a deleted one
+// \NonExistent, a subscription with \Subscribed and its end without.
+func (s *session) writeFolderEvents(ev []store.FolderEvent) {
+	entries, subs, err := s.listEntries()
+	if err != nil {
+		s.log.Warn("imap: notify: list", "err", err)
+	}
+	byName := make(map[string]listEntry, len(entries))
+	for _, e := range entries {
+		byName[e.name] = e
+	}
+	isSub := make(map[string]bool, len(subs))
+	for _, n := range subs {
+		isSub[n] = true
+	}
+	o := &s.c.out
+	for _, e := range ev {
+		need := evMailboxName
+		subscribed := func(name string) bool { return isSub[name] }
+		if e.Kind == store.FolderSubscribed || e.Kind == store.FolderUnsubscribed {
+			need = evSubscriptionChange
+			// The name was subscribed on one side of the change.
+			subscribed = func(name string) bool { return name == e.Name || isSub[name] }
+		}
+		if !s.notify.wants(need, subscribed, e.Name, e.OldName) {
+			continue
+		}
+		attrs := listAttrs(byName[e.Name])
+		switch e.Kind {
+		case store.FolderDeleted:
+			attrs = []string{`\NonExistent`}
+		case store.FolderSubscribed:
+			attrs = append(attrs, `\Subscribed`)
+		}
+		o.writeString("* LIST (" + strings.Join(attrs, " ") + `) "/" `)
+		s.writeName(e.Name)
+		if e.Kind == store.FolderRenamed {
+			o.writeString(` ("OLDNAME" (`)
+			s.writeName(e.OldName)
+			o.writeString("))")
+		}
+		o.crlf()
+	}
+}
+
+// listAttrs are a mailbox's LIST attributes, without \Subscribed.
+func listAttrs(e listEntry) []string {
+	var attrs []string
+	switch {
+	case !e.exists && !e.parent:
+		return []string{`\NonExistent`}
+	case !e.exists:
+		attrs = append(attrs, `\Noselect`)
+	}
+	if e.hasChildren {
+		attrs = append(attrs, `\HasChildren`)
+	} else {
+		attrs = append(attrs, `\HasNoChildren`)
+	}
+	if attr, ok := useAttr(e.use); ok {
+		attrs = append(attrs, string(attr))
+	}
+	return attrs
+}
+
+// notifyFetch sends MessageNew's fetch-att for messages just announced
+// with EXISTS (§5.2). The attributes were made PEEK when decoded: a
+// notification does not set \Seen.
+func (s *session) notifyFetch(uids []uint32) error {
+	targets := make([]target, 0, len(uids))
+	for _, uid := range uids {
+		if seq := s.sel.seqOf(uid); seq > 0 {
+			targets = append(targets, target{seq, uid})
+		}
+	}
+	err := s.fetchTargets(s.notify.spec.fetch, targets)
+	var pe *protoError
+	if errors.As(err, &pe) {
+		return nil // expunged meanwhile: the EXPUNGE follows
+	}
+	return err
+}
