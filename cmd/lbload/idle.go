@@ -74,9 +74,10 @@ func runIdle(args []string) error {
 	if len(sessions) == 0 {
 		return errors.New("idle: no session")
 	}
+	started := time.Since(start)
 	time.Sleep(*settle) // let the server settle what the logins left
 	rss1 := readRSS(*pid)
-	fmt.Printf("%d sessions IDLE on %s of %s (started in %v)\n", len(sessions), *mailbox, *user, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("%d sessions IDLE on %s of %s (started in %v)\n", len(sessions), *mailbox, *user, started.Round(time.Millisecond))
 	if rss0 > 0 && rss1 > 0 {
 		fmt.Printf("server VmRSS %d KiB before, %d KiB with them: %.1f KiB per IDLE session\n",
 			rss0, rss1, float64(rss1-rss0)/float64(len(sessions)))
