@@ -104,7 +104,7 @@ func (s *session) startNotify(spec *notifySpec) error {
 		}
 		n.folders = fw
 	}
-	if err := s.rewatch(); err != nil {
+	if err := s.rewatch(false); err != nil {
 		s.stopNotify()
 		return err
 	}
@@ -117,7 +117,7 @@ func (s *session) startNotify(spec *notifySpec) error {
 			if s.sel != nil && s.sel.name == name {
 				continue
 			}
-			if st, err := s.status(name, items); err == nil {
+			if st, err := n.boxes[name].mbox.Counts(s.ctx); err == nil {
 				s.writeStatus(name, items, st)
 			}
 		}
@@ -164,8 +164,9 @@ func listLess(a, b string) bool {
 
 // rewatch brings the set of watched mailboxes in line with the folders
 // and subscriptions now: the groups' filters name folders, and folders
-// come and go.
-func (s *session) rewatch() error {
+// come and go. A mailbox that comes into view later (created, renamed,
+// subscribed) gets a STATUS at the next pass: whatever it holds is news.
+func (s *session) rewatch(later bool) error {
 	n := s.notify
 	msgGroups := false
 	for _, g := range n.spec.groups {
@@ -219,6 +220,9 @@ func (s *session) rewatch() error {
 			return err
 		}
 		b := &notifyBox{mbox: m, events: ev}
+		if later {
+			b.got = ev & (evMessageNew | evMessageExpunge)
+		}
 		_, b.cancel = m.Watch(b.feed(s.notifyWake))
 		n.boxes[name] = b
 	}
@@ -240,7 +244,7 @@ func (s *session) notifyPass(between bool) error {
 			s.log.Warn("imap: notify: folders", "err", err)
 		} else if len(ev) > 0 {
 			s.writeFolderEvents(ev)
-			if err := s.rewatch(); err != nil {
+			if err := s.rewatch(true); err != nil {
 				s.notifyOverflow(err)
 				return nil
 			}
@@ -252,7 +256,8 @@ func (s *session) notifyPass(between bool) error {
 		}
 	}
 	for _, name := range n.boxNames() {
-		got := n.boxes[name].take()
+		b := n.boxes[name]
+		got := b.take()
 		if got == 0 || s.sel != nil && s.sel.name == name {
 			continue // the selected mailbox speaks for itself
 		}
@@ -261,7 +266,7 @@ func (s *session) notifyPass(between bool) error {
 			items.NumMessages, items.UIDNext = true, true
 		}
 		items.NumUnseen = true
-		st, err := s.status(name, items)
+		st, err := b.mbox.Counts(s.ctx)
 		if err != nil {
 			continue // deleted meanwhile: the folder feed reports it
 		}

@@ -1,10 +1,16 @@
 package imap
 
 import (
+	"bufio"
+	"compress/flate"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // NOTIFY (RFC 5465) transcripts: one session asks, another (or another
@@ -59,10 +65,12 @@ func TestNotifyOtherMailboxes(t *testing.T) {
 	b.ok("b5 EXPUNGE")
 	same(t, "expunge elsewhere", a.heard(1), `* STATUS "Archive" (MESSAGES 0 UIDNEXT 2 UNSEEN 0)`)
 
+	// A mailbox that comes into view gets a STATUS too.
 	b.ok("b6 CREATE Lists")
-	same(t, "create", a.heard(1), `* LIST (\HasNoChildren) "/" "Lists"`)
+	same(t, "create", a.heard(2), `* LIST (\HasNoChildren) "/" "Lists"`, `* STATUS "Lists" (MESSAGES 0 UIDNEXT 1 UNSEEN 0)`)
 	b.ok("b7 RENAME Lists Groups")
-	same(t, "rename", a.heard(1), `* LIST (\HasNoChildren) "/" "Groups" ("OLDNAME" ("Lists"))`)
+	same(t, "rename", a.heard(2), `* LIST (\HasNoChildren) "/" "Groups" ("OLDNAME" ("Lists"))`,
+		`* STATUS "Groups" (MESSAGES 0 UIDNEXT 1 UNSEEN 0)`)
 	b.ok("b8 SUBSCRIBE Groups")
 	same(t, "subscribe", a.heard(1), `* LIST (\HasNoChildren \Subscribed) "/" "Groups"`)
 	b.ok("b9 APPEND Groups {5+}\r\nhello")
@@ -73,7 +81,8 @@ func TestNotifyOtherMailboxes(t *testing.T) {
 	same(t, "delete", a.heard(1), `* LIST (\NonExistent) "/" "Groups"`)
 
 	// The session's own changes are notifications too (§5).
-	same(t, "own create", a.ok("a1 CREATE Mine"), `* LIST (\HasNoChildren) "/" "Mine"`)
+	same(t, "own create", a.ok("a1 CREATE Mine"), `* LIST (\HasNoChildren) "/" "Mine"`,
+		`* STATUS "Mine" (MESSAGES 0 UIDNEXT 1 UNSEEN 0)`)
 
 	a.ok("n2 NOTIFY NONE")
 	b.ok("b12 APPEND Archive {5+}\r\nhello")
@@ -133,14 +142,16 @@ func TestNotifyOtherProcess(t *testing.T) {
 	a.ok("n1 NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))")
 	other := e.secondServer()()
 	other.ok("o1 CREATE Elsewhere")
-	same(t, "folder made by another process", a.heard(1), `* LIST (\HasNoChildren) "/" "Elsewhere"`)
+	same(t, "folder made by another process", a.heard(2), `* LIST (\HasNoChildren) "/" "Elsewhere"`,
+		`* STATUS "Elsewhere" (MESSAGES 0 UIDNEXT 1 UNSEEN 0)`)
 	other.ok("o2 APPEND Sent {5+}\r\nhello")
 	same(t, "message appended by another process", a.heard(1), `* STATUS "Sent" (MESSAGES 1 UIDNEXT 2 UNSEEN 1)`)
 	// IDLE hears the same.
 	a.send("i1 IDLE")
 	a.expect("+ ")
 	other.ok("o3 RENAME Elsewhere There")
-	same(t, "rename during IDLE", a.heard(1), `* LIST (\HasNoChildren) "/" "There" ("OLDNAME" ("Elsewhere"))`)
+	same(t, "rename during IDLE", a.heard(2), `* LIST (\HasNoChildren) "/" "There" ("OLDNAME" ("Elsewhere"))`,
+		`* STATUS "There" (MESSAGES 0 UIDNEXT 1 UNSEEN 0)`)
 	a.send("DONE")
 	a.expect("i1 OK")
 }
@@ -173,5 +184,132 @@ func TestNotifyErrors(t *testing.T) {
 	c.ok("x14 NOTIFY SET (MAILBOXES (\"a/../b\" INBOX) (MessageNew MessageExpunge)) (SUBSCRIBED NONE)")
 	if caps := c.ok("x15 CAPABILITY"); !strings.Contains(caps[0], " NOTIFY") {
 		t.Errorf("capability: %q", caps)
+	}
+}
+
+// Under COMPRESS=DEFLATE a wait for a command cannot be cut short (the
+// decompressor cannot take it), so notifications come with the next
+// command's responses, and at once in IDLE.
+func TestNotifyCompressed(t *testing.T) {
+	e := newEnv(t)
+	c := e.login("alice")
+	c.ok("a COMPRESS DEFLATE")
+	fw, _ := flate.NewWriter(c.conn, flate.BestSpeed)
+	zc := &rawClient{t: t, conn: zconn{c.conn, compressed{fw}}, r: bufio.NewReader(flate.NewReader(c.r))}
+	zc.ok("n NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))")
+	b := e.login("alice")
+	b.ok("b1 CREATE Later")
+	same(t, "with the next command", zc.ok("z1 NOOP"), `* LIST (\HasNoChildren) "/" "Later"`,
+		`* STATUS "Later" (MESSAGES 0 UIDNEXT 1 UNSEEN 0)`)
+	zc.send("i IDLE")
+	zc.expect("+ ")
+	b.ok("b2 APPEND Later {5+}\r\nhello")
+	same(t, "in IDLE", zc.heard(1), `* STATUS "Later" (MESSAGES 1 UIDNEXT 2 UNSEEN 1)`)
+	zc.send("DONE")
+	zc.expect("i OK")
+}
+
+var statusRE = regexp.MustCompile(`^\* STATUS "?([^"]*)"? \(([^)]*)\)$`)
+
+// Several sessions, one of them on a second server (another process),
+// change one mailbox while a NOTIFY session waits. Every STATUS it is
+// sent must be a state the mailbox was in (UIDNEXT never going back,
+// UNSEEN within MESSAGES, MESSAGES below UIDNEXT), and once the changes
+// stop, the last value it was told of each item must be the mailbox's.
+func TestNotifyUnderConcurrency(t *testing.T) {
+	e := newEnv(t)
+	for i := range 5 {
+		e.appendMsg("alice", "Archive", msg(fmt.Sprint("start ", i)), 0)
+	}
+	dial2 := e.secondServer()
+	n := e.login("alice")
+	n.ok("n NOTIFY SET (PERSONAL (MessageNew MessageExpunge FlagChange))")
+
+	const workers, ops = 3, 30
+	var wg sync.WaitGroup
+	for w := range workers {
+		var c *rawClient
+		if w == workers-1 {
+			c = dial2()
+		} else {
+			c = e.login("alice")
+		}
+		c.ok("s SELECT Archive")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 11))
+			for i := range ops {
+				var cmd string
+				switch op := r.IntN(6); {
+				case op < 2 && w != workers-1:
+					// (Appends from one process only: see
+					// TestConcurrentSessionsStayInStep.)
+					m := msg(fmt.Sprint("w", w, " op", i))
+					cmd = "x APPEND Archive {" + itoa(len(m)) + "+}\r\n" + m
+				case op < 4:
+					cmd = `x STORE 1:* +FLAGS.SILENT (\Seen)`
+					if op == 3 {
+						cmd = fmt.Sprintf(`x UID STORE %d:* -FLAGS.SILENT (\Seen)`, 1+r.IntN(10))
+					}
+				case op < 5:
+					cmd = fmt.Sprintf(`x UID STORE %d +FLAGS.SILENT (\Deleted)`, 1+r.IntN(10))
+				default:
+					cmd = "x EXPUNGE"
+				}
+				if _, tagged := c.cmd(cmd); !strings.HasPrefix(tagged, "x OK") {
+					t.Errorf("worker %d: %s: %q", w, cmd, tagged)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	last := map[string]int{}
+	check := func(l string) {
+		m := statusRE.FindStringSubmatch(l)
+		if m == nil {
+			t.Errorf("not a STATUS: %q", l)
+			return
+		}
+		if m[1] != "Archive" {
+			t.Errorf("STATUS of %s, which nobody changed", m[1])
+			return
+		}
+		f := strings.Fields(m[2])
+		now := map[string]int{}
+		for i := 0; i+1 < len(f); i += 2 {
+			v, _ := strconv.Atoi(f[i+1])
+			now[f[i]] = v
+		}
+		if v, ok := now["UIDNEXT"]; ok && v < last["UIDNEXT"] {
+			t.Errorf("UIDNEXT went back: %d after %d", v, last["UIDNEXT"])
+		}
+		if v, ok := now["MESSAGES"]; ok && now["UIDNEXT"] > 0 && v > now["UIDNEXT"]-1 {
+			t.Errorf("%q: more messages than UIDs", l)
+		}
+		if v, ok := now["UNSEEN"]; ok && now["MESSAGES"] > 0 && v > now["MESSAGES"] {
+			t.Errorf("%q: more unseen than messages", l)
+		}
+		for k, v := range now {
+			last[k] = v
+		}
+	}
+	fresh := e.login("alice")
+	for try := 0; ; try++ {
+		u, _ := n.cmd("z NOOP")
+		for _, l := range u {
+			check(l)
+		}
+		st := fresh.ok("f STATUS Archive (MESSAGES UIDNEXT UNSEEN)")
+		want := statusRE.FindStringSubmatch(st[0])[2]
+		got := fmt.Sprintf("MESSAGES %d UIDNEXT %d UNSEEN %d", last["MESSAGES"], last["UIDNEXT"], last["UNSEEN"])
+		if got == want {
+			break
+		}
+		if try == 50 {
+			t.Fatalf("NOTIFY told %s; the mailbox has %s", got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
