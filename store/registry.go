@@ -76,10 +76,7 @@ func (s *Store) dropLocked(b *box) {
 	if s.boxes[b.path] == b {
 		delete(s.boxes, b.path)
 	}
-	// Write what waits, not under s.mu.
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
+	free := func() {
 		b.cache.close()
 		b.mu.Lock()
 		b.dropLockTemplate()
@@ -89,7 +86,21 @@ func (s *Store) dropLocked(b *box) {
 			b.lazy, b.loaded = nil, false
 		}
 		b.mu.Unlock()
-	}()
+	}
+	if s.closed {
+		// Close may be waiting for bg already: an Add now would race
+		// its Wait (a session let go of its last mailbox during a
+		// shutdown). Close has closed the box's cache and lock file
+		// already; what is left is memory, so nobody needs to wait.
+		go free()
+	} else {
+		// Write what waits, not under s.mu.
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			free()
+		}()
+	}
 	if s.watcher != nil {
 		s.watcher.remove(b)
 	}
@@ -120,16 +131,29 @@ func (s *Store) forget(path string) {
 // writes that bypass a box (Deliver).
 func (s *Store) notify(path string) {
 	s.mu.Lock()
-	b := s.boxes[path]
+	b, w := s.boxes[path], s.watcher
 	s.mu.Unlock()
 	if b != nil {
 		b.dirtyNew.Store(true)
-		if s.watcher != nil {
-			s.watcher.kick(b)
+		if w != nil {
+			w.kick(b)
 		} else {
 			s.poller.kick(b)
 		}
 	}
+}
+
+// addBackground counts one more background task for Close to wait for,
+// unless the store is closed: an Add once Close's Wait may have begun
+// would race it (a delivery or a session ending during a shutdown).
+func (s *Store) addBackground() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.bg.Add(1)
+	return true
 }
 
 // allocUIDValidity hands out a UIDVALIDITY for a new folder. Like Dovecot it

@@ -60,15 +60,9 @@ func (b *box) startWatching() {
 	if w == nil {
 		return
 	}
-	// Counted under s.mu, which Close takes to mark the store closed
-	// before it waits for bg: never an Add after that Wait began.
-	b.s.mu.Lock()
-	if b.s.closed {
-		b.s.mu.Unlock()
+	if !b.s.addBackground() {
 		return
 	}
-	b.s.bg.Add(1)
-	b.s.mu.Unlock()
 	go func() {
 		defer b.s.bg.Done()
 		if h := b.s.hooks.watchAdd; h != nil {
@@ -201,7 +195,9 @@ func (w *watcher) kick(b *box) {
 	}
 	w.pending[b] = true
 	w.mu.Unlock()
-	w.s.bg.Add(1)
+	if !w.s.addBackground() {
+		return
+	}
 	time.AfterFunc(syncDelay, func() {
 		defer w.s.bg.Done()
 		w.mu.Lock()
@@ -265,7 +261,9 @@ func (p *poller) remove(b *box) {
 
 // kick syncs b soon, for a change of this process that bypassed it.
 func (p *poller) kick(b *box) {
-	p.s.bg.Add(1)
+	if !p.s.addBackground() {
+		return
+	}
 	go func() {
 		defer p.s.bg.Done()
 		p.s.backgroundSync(b)
