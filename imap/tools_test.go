@@ -200,3 +200,50 @@ print(m.logout()[0])
 		}
 	}
 }
+
+// Python's imaplib as a NOTIFY client (RFC 5465): it has no NOTIFY of its
+// own, but sends any command it is told of and keeps the untagged
+// responses it is sent, as a script watching several folders would.
+func TestPythonImaplibNotify(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	e := newEnv(t)
+	host, port, _ := strings.Cut(e.tlsAddr, ":")
+	script := `
+import imaplib, ssl, sys, time
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+imaplib.Commands["NOTIFY"] = ("AUTH", "SELECTED")
+def connect():
+    m = imaplib.IMAP4_SSL(sys.argv[1], int(sys.argv[2]), ssl_context=ctx)
+    m.login("alice", "secret")
+    return m
+w = connect()
+print(b"NOTIFY" in w.capability()[1][0].split())
+print(w._simple_command("NOTIFY", "SET", "(PERSONAL (MessageNew MessageExpunge MailboxName))")[0])
+o = connect()
+o.append("Sent", None, None, b"Subject: watched\r\n\r\nhi\r\n")
+o.create("Reports")
+o.logout()
+time.sleep(0.5)
+w.noop()
+print(w.untagged_responses.get("STATUS"))
+print(w.untagged_responses.get("LIST"))
+print(w.logout()[0])
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "-c", script, host, port).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	want := "True\nOK\n" +
+		"[b'\"Sent\" (MESSAGES 1 UIDNEXT 2 UNSEEN 1)', b'\"Reports\" (MESSAGES 0 UIDNEXT 1 UNSEEN 0)']\n" +
+		`[b'(\\HasNoChildren) "/" "Reports"']` + "\nBYE"
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("python said:\n%s\nwant:\n%s", got, want)
+	}
+}
