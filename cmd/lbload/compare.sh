@@ -24,7 +24,10 @@
 # Settings (environment): ROUNDS=2 RESTARTS=2 REPEAT=5 BIG=100000 USERS=10
 # MSGS=2000 DURATION=20s LOADS="long:10 long:50 session:10 login:10"
 # LB_PORT=31993 DV_PORT=32993 RESULTS=DIR (keep the JSON results and the
-# table there) KEEP=1 (keep the temporary directory, for a look at the logs).
+# table there) KEEP=1 (keep the temporary directory, for a look at the logs)
+# DV_AUTH_CACHE=1 (Dovecot with auth_cache_size=10M and auth_cache_ttl=1
+# hour, to compare with Letterbox's login cache, which is on by default;
+# Debian's Dovecot has none).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-2}
@@ -39,6 +42,10 @@ LB_PORT=${LB_PORT:-31993}
 DV_PORT=${DV_PORT:-32993}
 PASSWORD=loadtest # lbload gen's default
 NOBODY=65534
+DV_EXTRA=
+if [ "${DV_AUTH_CACHE:-0}" = 1 ]; then
+	DV_EXTRA=$'auth_cache_size = 10M\nauth_cache_ttl = 1 hour'
+fi
 
 say() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
@@ -205,6 +212,7 @@ passdb {
   driver = passwd-file
   args = scheme=BLF-CRYPT $WORK/dvpasswd
 }
+$DV_EXTRA
 userdb {
   driver = static
   args = uid=$NOBODY gid=$NOBODY home=$WORK/dv/%u

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -83,6 +84,7 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 		protos = c.protocols
 	}
 	log, level := newLiveLogger(cfg.Log, c.stderr)
+	setGCPercent()
 	rl := &reloader{
 		load: func() (*config.Config, error) {
 			return config.Load(config.Options{Flags: fs, Environ: c.environ, WorkDir: c.workDir})
@@ -90,6 +92,19 @@ func (c *cli) serve(ctx context.Context, args []string) int {
 		level: level,
 	}
 	return c.runServers(ctx, cfg, log, protos(cfg), rl)
+}
+
+// setGCPercent halves the Go runtime's heap headroom unless GOGC is set.
+// A mail server's heap is mostly live connection state (TLS, buffers,
+// sessions); at Go's default GOGC=100 the heap grows to twice that before
+// a collection, and the resident memory stays there. With GOGC=50 10,000
+// IDLE sessions over TLS took 23.1 KiB each instead of 32.7 (lbload idle
+// -settle 150s), for 3 to 5 % more server CPU per operation under the
+// long-lived mixed load (lbload imap -mode long, 10 clients).
+func setGCPercent() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(50)
+	}
 }
 
 // boundListener is a listener with the server that will serve it.
