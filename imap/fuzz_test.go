@@ -70,7 +70,7 @@ var sessionSeeds = []string{
 	"a ENABLE QRESYNC\r\nb STORE 1 +FLAGS (\\Deleted)\r\nc EXPUNGE\r\nd UID MOVE 2 Trash\r\ne CLOSE\r\n",
 	// NOTIFY (RFC 5465), then changes it reports.
 	"a NOTIFY SET STATUS (SELECTED (MessageNew (UID BODY.PEEK[HEADER] BINARY[1]<0.5>) MessageExpunge FlagChange)) (PERSONAL (MessageNew MessageExpunge MailboxName SubscriptionChange))\r\nb APPEND Archive {5+}\r\nhello\r\nc CREATE n1\r\nd RENAME n1 n2\r\ne SUBSCRIBE n2\r\nf DELETE n2\r\ng NOTIFY NONE\r\n",
-	"a NOTIFY SET (SELECTED-DELAYED (MessageNew MessageExpunge)) (SUBTREE (INBOX \"x\") (MessageNew)) (MAILBOXES {5+}\r\nInbox (FlagChange)) (SUBSCRIBED NONE)\r\nb STORE 1 +FLAGS (\\Deleted)\r\nc EXPUNGE\r\nd IDLE\r\nDONE\r\n",
+	"a NOTIFY SET (SELECTED-DELAYED (MessageNew MessageExpunge)) (SUBTREE (INBOX \"x\") (MessageNew MessageExpunge)) (MAILBOXES {5+}\r\nInbox (MessageNew MessageExpunge FlagChange)) (SUBSCRIBED NONE)\r\nb STORE 1 +FLAGS (\\Deleted)\r\nc EXPUNGE\r\nd IDLE\r\nDONE\r\n",
 	"a NOTIFY SET (INBOXES (AnnotationChange MailboxMetadataChange))\r\nb NOTIFY SET (SELECTED (FlagChange))\r\nc NOTIFY X\r\n",
 }
 

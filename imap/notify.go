@@ -202,16 +202,19 @@ func (s *session) parseNotify(p *parser) (spec *notifySpec, unsupported bool) {
 			p.fail("events must be a list or NONE, not %s", w)
 		}
 		p.expect(')')
+		// §5: MessageNew and MessageExpunge go together, and FlagChange
+		// needs both; §6.1: the selected mailbox has message events only.
+		if m := events & (evMessageNew | evMessageExpunge); m != 0 && m != evMessageNew|evMessageExpunge {
+			p.fail("MessageNew and MessageExpunge must be given together")
+		}
+		if events&evFlagChange != 0 && events&evMessageNew == 0 {
+			p.fail("FlagChange needs MessageNew and MessageExpunge")
+		}
 		if isSelected {
-			// §5: MessageNew and MessageExpunge go together, and
-			// FlagChange needs both.
-			if m := events & (evMessageNew | evMessageExpunge); m != 0 && m != evMessageNew|evMessageExpunge {
-				p.fail("MessageNew and MessageExpunge must be given together")
+			if events&evFolders != 0 {
+				p.fail("mailbox events cannot be given for the selected mailbox")
 			}
-			if events&evFlagChange != 0 && events&evMessageNew == 0 {
-				p.fail("FlagChange needs MessageNew and MessageExpunge")
-			}
-			spec.selected = events & evMessages
+			spec.selected = events
 		} else if events != 0 {
 			g.events = events
 			spec.groups = append(spec.groups, g)

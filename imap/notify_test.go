@@ -173,6 +173,9 @@ func TestNotifyErrors(t *testing.T) {
 		"x10 NOTIFY SET (NOWHERE (MessageNew))",
 		"x11 NOTIFY SET (SUBTREE (MessageNew))",
 		"x12 NOTIFY SET STATUS",
+		"x16 NOTIFY SET (PERSONAL (MessageNew))",
+		"x17 NOTIFY SET (INBOXES (FlagChange MailboxName))",
+		"x18 NOTIFY SET (SELECTED (MessageNew MessageExpunge MailboxName))",
 	} {
 		c.fails(bad, "BAD")
 	}
