@@ -168,23 +168,7 @@ func (s *session) cmdList(cmd *command) error {
 			}
 			childInfo = true
 		}
-		var attrs []string
-		switch {
-		case !e.exists && !e.parent || (!e.exists && a.extended):
-			attrs = append(attrs, `\NonExistent`)
-		case !e.exists:
-			attrs = append(attrs, `\Noselect`)
-		}
-		if e.exists || e.parent {
-			if e.hasChildren {
-				attrs = append(attrs, `\HasChildren`)
-			} else {
-				attrs = append(attrs, `\HasNoChildren`)
-			}
-		}
-		if attr, ok := useAttr(e.use); ok {
-			attrs = append(attrs, string(attr))
-		}
+		attrs := listAttrs(e, a.extended)
 		if selected && e.subscribed && (opts.ReturnSubscribed || opts.SelectSubscribed) {
 			attrs = append(attrs, `\Subscribed`)
 		}
@@ -202,6 +186,30 @@ func (s *session) cmdList(cmd *command) error {
 		}
 	}
 	return nil
+}
+
+// listAttrs are a mailbox's LIST attributes but \Subscribed. A parent
+// that exists only as a parent is \Noselect, or \NonExistent in an
+// extended LIST (RFC 5258 §3); LIST events of NOTIFY use the former.
+func listAttrs(e listEntry, extended bool) []string {
+	var attrs []string
+	switch {
+	case !e.exists && (!e.parent || extended):
+		attrs = append(attrs, `\NonExistent`)
+	case !e.exists:
+		attrs = append(attrs, `\Noselect`)
+	}
+	if e.exists || e.parent {
+		if e.hasChildren {
+			attrs = append(attrs, `\HasChildren`)
+		} else {
+			attrs = append(attrs, `\HasNoChildren`)
+		}
+	}
+	if attr, ok := useAttr(e.use); ok {
+		attrs = append(attrs, string(attr))
+	}
+	return attrs
 }
 
 // decodePattern decodes a reference or pattern like a mailbox name.

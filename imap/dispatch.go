@@ -286,7 +286,7 @@ func (s *session) run(cmd *command) (err error) {
 			return err
 		}
 	}
-	if s.notifyPending.Load() && !cmd.closed {
+	if s.notifyPending.Load() && !cmd.noPoll && !cmd.closed {
 		// NOTIFY: other mailboxes and the folder list, before the
 		// tagged reply (the selected one was just polled).
 		return s.notifyPass(false)

@@ -328,7 +328,7 @@ func (s *session) writeFolderEvents(ev []store.FolderEvent) {
 		if !s.notify.wants(need, subscribed, e.Name, e.OldName) {
 			continue
 		}
-		attrs := listAttrs(byName[e.Name])
+		attrs := listAttrs(byName[e.Name], false)
 		switch e.Kind {
 		case store.FolderDeleted:
 			attrs = []string{`\NonExistent`}
@@ -344,26 +344,6 @@ func (s *session) writeFolderEvents(ev []store.FolderEvent) {
 		}
 		o.crlf()
 	}
-}
-
-// listAttrs are a mailbox's LIST attributes, without \Subscribed.
-func listAttrs(e listEntry) []string {
-	var attrs []string
-	switch {
-	case !e.exists && !e.parent:
-		return []string{`\NonExistent`}
-	case !e.exists:
-		attrs = append(attrs, `\Noselect`)
-	}
-	if e.hasChildren {
-		attrs = append(attrs, `\HasChildren`)
-	} else {
-		attrs = append(attrs, `\HasNoChildren`)
-	}
-	if attr, ok := useAttr(e.use); ok {
-		attrs = append(attrs, string(attr))
-	}
-	return attrs
 }
 
 // notifyFetch sends MessageNew's fetch-att for messages just announced

@@ -316,3 +316,19 @@ func TestNotifyUnderConcurrency(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// LOGOUT's BYE is the last untagged line, with notifications pending or
+// not.
+func TestNotifyLogout(t *testing.T) {
+	e := newEnv(t)
+	a := e.login("alice")
+	a.ok("n NOTIFY SET (PERSONAL (MailboxName))")
+	b := e.login("alice")
+	for i := range 5 {
+		b.ok(fmt.Sprintf("b%d CREATE f%d", i, i))
+	}
+	u, tagged := a.cmd("z LOGOUT")
+	if len(u) == 0 || u[len(u)-1] != "* BYE Logging out" || tagged != "z OK LOGOUT completed" {
+		t.Errorf("LOGOUT: %q then %q", u, tagged)
+	}
+}
