@@ -332,3 +332,25 @@ func TestNotifyLogout(t *testing.T) {
 		t.Errorf("LOGOUT: %q then %q", u, tagged)
 	}
 }
+
+// The SUBSCRIBED and MAILBOXES filters follow the folder list: a mailbox
+// subscribed (or created under a watched name) comes into view, one
+// unsubscribed leaves it.
+func TestNotifyFiltersFollowFolders(t *testing.T) {
+	e := newEnv(t)
+	a := e.login("alice")
+	a.ok(`n NOTIFY SET (SUBSCRIBED (MessageNew MessageExpunge)) (MAILBOXES "Later" (MessageNew MessageExpunge))`)
+	b := e.login("alice")
+	b.ok("b1 CREATE Quiet")
+	b.ok("b2 APPEND Quiet {5+}\r\nhello")
+	same(t, "not subscribed", a.ok("a1 NOOP"))
+	b.ok("b3 SUBSCRIBE Quiet")
+	same(t, "subscribed", a.heard(1), `* STATUS "Quiet" (MESSAGES 1 UIDNEXT 2 UNSEEN 1)`)
+	b.ok("b4 APPEND Quiet {5+}\r\nhello")
+	same(t, "watched", a.heard(1), `* STATUS "Quiet" (MESSAGES 2 UIDNEXT 3 UNSEEN 2)`)
+	b.ok("b5 UNSUBSCRIBE Quiet")
+	b.ok("b6 APPEND Quiet {5+}\r\nhello")
+	same(t, "unsubscribed", a.ok("a2 NOOP"))
+	b.ok("b7 CREATE Later")
+	same(t, "a watched name created", a.heard(1), `* STATUS "Later" (MESSAGES 0 UIDNEXT 1 UNSEEN 0)`)
+}
