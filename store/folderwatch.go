@@ -121,25 +121,23 @@ func diffFolders(a, b folderState) []FolderEvent {
 		}
 	}
 	var renamed, deleted, created, subscribed, unsubscribed []FolderEvent
-	movedTo := make(map[string]bool)
 	movedFrom := make(map[string]string) // new name → old name
 	for name, id := range a.ids {
 		if now, ok := b.ids[name]; ok && now == id {
 			continue
 		}
 		if to, ok := byID[id]; ok {
+			// Renamed; a folder under the old name now is a new one.
 			renamed = append(renamed, FolderEvent{Kind: FolderRenamed, Name: to, OldName: name})
-			movedTo[to] = true
 			movedFrom[to] = name
 			delete(byID, id)
-			if _, still := b.ids[name]; !still {
-				continue
-			}
+			continue
 		}
 		deleted = append(deleted, FolderEvent{Kind: FolderDeleted, Name: name})
 	}
 	for name, id := range b.ids {
-		if old, ok := a.ids[name]; (!ok || old != id) && !movedTo[name] {
+		_, moved := movedFrom[name]
+		if old, ok := a.ids[name]; (!ok || old != id) && !moved {
 			created = append(created, FolderEvent{Kind: FolderCreated, Name: name})
 		}
 	}

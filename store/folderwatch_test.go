@@ -71,6 +71,12 @@ func TestFolderWatch(t *testing.T) {
 		}
 		return u.Create("Groups/Go", "")
 	}, "delete Groups/Go, create Groups/Go")
+	step("rename, then a new folder under the old name", func() error {
+		if err := u.Rename(ctx, "Drafts", "Old drafts"); err != nil {
+			return err
+		}
+		return u.Create("Drafts", "")
+	}, "rename Drafts>Old drafts, create Drafts")
 	step("delete", func() error { return u.Delete("Junk") }, "delete Junk")
 	step("nothing", func() error { return nil }, "")
 }
