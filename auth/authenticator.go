@@ -214,14 +214,30 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password str
 // remembered returns the user if the login cache says this password was
 // right for them within its TTL, against the hash the users file has now.
 func (a *Authenticator) remembered(username, password string) *user {
-	if a.logins == nil || ValidUsername(username) != nil || len(password) > MaxPasswordLength {
+	if a.logins == nil || len(password) > MaxPasswordLength {
 		return nil
 	}
-	u := a.table.Load().byKey[foldKey(username)]
-	if u == nil || u.hash == nil || !a.logins.hit(u.name, u.hash, password, a.now()) {
+	u, reason := a.table.Load().login(username)
+	if reason != "" || !a.logins.hit(u.name, u.hash, password, a.now()) {
 		return nil
 	}
 	return u
+}
+
+// login finds the user a login names, or says why there is none that can
+// log in.
+func (t *userTable) login(username string) (*user, string) {
+	if ValidUsername(username) != nil {
+		return nil, "invalid username"
+	}
+	switch u := t.byKey[foldKey(username)]; {
+	case u == nil:
+		return nil, "unknown user"
+	case u.hash == nil:
+		return nil, "login disabled (bad users file entry)"
+	default:
+		return u, ""
+	}
 }
 
 // check verifies the password and returns the user, or a reason for the
@@ -229,15 +245,9 @@ func (a *Authenticator) remembered(username, password string) *user {
 // cost, so the time taken does not tell an attacker which reason it was.
 func (a *Authenticator) check(username, password string) (_ *user, reason string) {
 	t := a.table.Load()
+	u, reason := t.login(username)
 	hash := t.dummy
-	var u *user
-	if ValidUsername(username) != nil {
-		reason = "invalid username"
-	} else if u = t.byKey[foldKey(username)]; u == nil {
-		reason = "unknown user"
-	} else if u.hash == nil {
-		reason = "login disabled (bad users file entry)"
-	} else {
+	if u != nil {
 		hash = u.hash
 	}
 	pw := password

@@ -288,7 +288,6 @@ func (s *session) cmdCompress(cmd *command) error {
 	if s.c.out.err != nil {
 		return errConnClosed
 	}
-	s.waker.Store(nil) // a wake cannot cut a read under DEFLATE
 	s.c.startCompress()
 	return nil
 }

@@ -106,9 +106,9 @@ func (s *session) idleCompressed(cmd *command) error {
 		s.sel.q.setWake(wake)
 		defer s.sel.q.setWake(s.selectedWake())
 	}
-	// NOTIFY's feeds wake this loop too, and nothing outside IDLE.
-	s.waker.Store(&wake)
-	defer s.waker.Store(nil)
+	// NOTIFY's feeds wake this loop too (outside IDLE conn.wake does
+	// nothing under DEFLATE).
+	defer s.waker.Store(s.waker.Swap(&wake))
 	keepalive := time.NewTicker(orDefault(s.srv.IdleKeepalive, DefaultIdleKeepalive))
 	defer keepalive.Stop()
 	for {

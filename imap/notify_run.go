@@ -2,7 +2,6 @@ package imap
 
 import (
 	"errors"
-	"sort"
 	"strings"
 	"sync"
 
@@ -25,6 +24,7 @@ type notifyState struct {
 	spec    *notifySpec
 	folders *store.FolderWatch // nil without groups for other mailboxes
 	boxes   map[string]*notifyBox
+	order   []string // the names of boxes, in LIST order
 }
 
 // notifyBox is a watched mailbox other than the selected one.
@@ -104,16 +104,22 @@ func (s *session) startNotify(spec *notifySpec) error {
 		}
 		n.folders = fw
 	}
-	if err := s.rewatch(false); err != nil {
-		s.stopNotify()
-		return err
+	if n.watchesMessages() {
+		entries, _, err := s.listEntries()
+		if err == nil {
+			err = s.rewatch(entries, false)
+		}
+		if err != nil {
+			s.stopNotify()
+			return err
+		}
 	}
 	if s.sel != nil {
 		s.sel.q.setWake(s.selectedWake())
 	}
 	if spec.status {
 		items := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, NumUnseen: true, HighestModSeq: s.condstore}
-		for _, name := range n.boxNames() {
+		for _, name := range n.order {
 			if s.sel != nil && s.sel.name == name {
 				continue
 			}
@@ -145,54 +151,42 @@ func (s *session) stopNotify() {
 	s.notifyPending.Store(false)
 }
 
-func (n *notifyState) boxNames() []string {
-	names := make([]string, 0, len(n.boxes))
-	for name := range n.boxes {
-		names = append(names, name)
+// watchesMessages reports whether a group asks for message events, so
+// that mailboxes are watched at all.
+func (n *notifyState) watchesMessages() bool {
+	for _, g := range n.spec.groups {
+		if g.events&evMessages != 0 {
+			return true
+		}
 	}
-	sort.Slice(names, func(i, j int) bool { return listLess(names[i], names[j]) })
-	return names
-}
-
-// listLess orders names as LIST does: INBOX first.
-func listLess(a, b string) bool {
-	if a == store.Inbox || b == store.Inbox {
-		return a == store.Inbox && b != store.Inbox
-	}
-	return a < b
+	return false
 }
 
 // rewatch brings the set of watched mailboxes in line with the folders
-// and subscriptions now: the groups' filters name folders, and folders
-// come and go. A mailbox that comes into view later (created, renamed,
-// subscribed) gets a STATUS at the next pass: whatever it holds is news.
-func (s *session) rewatch(later bool) error {
+// and subscriptions (entries, as listEntries gives them): the groups'
+// filters name folders, and folders come and go. A mailbox that comes
+// into view later (created, renamed, subscribed) gets a STATUS at the next
+// pass: whatever it holds is news.
+func (s *session) rewatch(entries []listEntry, later bool) error {
 	n := s.notify
-	msgGroups := false
-	for _, g := range n.spec.groups {
-		msgGroups = msgGroups || g.events&evMessages != 0
-	}
-	if !msgGroups {
-		return nil
-	}
-	infos, err := s.user.List()
-	if err != nil {
-		return err
-	}
 	subscribed := make(map[string]bool)
-	for _, mi := range infos {
-		subscribed[mi.Name] = mi.Subscribed
+	for _, e := range entries {
+		subscribed[e.name] = e.subscribed
 	}
 	isSub := func(name string) bool { return subscribed[name] }
 	want := make(map[string]notifyEvents)
-	for _, mi := range infos {
-		if mi.NoSelect {
+	var order []string
+	for _, e := range entries {
+		if !e.exists {
 			continue
 		}
 		for i := range n.spec.groups {
-			if g := &n.spec.groups[i]; g.events&evMessages != 0 && g.matches(mi.Name, isSub) {
-				want[mi.Name] |= g.events & evMessages
+			if g := &n.spec.groups[i]; g.events&evMessages != 0 && g.matches(e.name, isSub) {
+				want[e.name] |= g.events & evMessages
 			}
+		}
+		if want[e.name] != 0 {
+			order = append(order, e.name)
 		}
 	}
 	if len(want) > maxNotifyMailboxes {
@@ -226,6 +220,12 @@ func (s *session) rewatch(later bool) error {
 		_, b.cancel = m.Watch(b.feed(s.notifyWake))
 		n.boxes[name] = b
 	}
+	n.order = order[:0]
+	for _, name := range order {
+		if n.boxes[name] != nil {
+			n.order = append(n.order, name)
+		}
+	}
 	return nil
 }
 
@@ -243,10 +243,21 @@ func (s *session) notifyPass(between bool) error {
 		if err != nil {
 			s.log.Warn("imap: notify: folders", "err", err)
 		} else if len(ev) > 0 {
-			s.writeFolderEvents(ev)
-			if err := s.rewatch(true); err != nil {
-				s.notifyOverflow(err)
-				return nil
+			// One listing for both: the events' attributes and what
+			// to watch now.
+			entries, subs, err := s.listEntries()
+			if err != nil {
+				s.log.Warn("imap: notify: list", "err", err)
+			}
+			s.writeFolderEvents(ev, entries, subs)
+			if n.watchesMessages() {
+				if err == nil {
+					err = s.rewatch(entries, true)
+				}
+				if err != nil {
+					s.notifyOverflow(err)
+					return nil
+				}
 			}
 		}
 	}
@@ -255,7 +266,7 @@ func (s *session) notifyPass(between bool) error {
 			return err
 		}
 	}
-	for _, name := range n.boxNames() {
+	for _, name := range n.order {
 		b := n.boxes[name]
 		got := b.take()
 		if got == 0 || s.sel != nil && s.sel.name == name {
@@ -303,11 +314,7 @@ func (n *notifyState) wants(ev notifyEvents, subscribed func(string) bool, names
 // LIST responses (§5.4, §5.5): a new or renamed mailbox with its
 // attributes (a renamed one with OLDNAME, RFC 5465 §5.4), a deleted one
 // \NonExistent, a subscription with \Subscribed and its end without.
-func (s *session) writeFolderEvents(ev []store.FolderEvent) {
-	entries, subs, err := s.listEntries()
-	if err != nil {
-		s.log.Warn("imap: notify: list", "err", err)
-	}
+func (s *session) writeFolderEvents(ev []store.FolderEvent, entries []listEntry, subs []string) {
 	byName := make(map[string]listEntry, len(entries))
 	for _, e := range entries {
 		byName[e.name] = e

@@ -48,8 +48,8 @@ type session struct {
 	flagBuf []imap.Flag // flagsOf's scratch space
 
 	// NOTIFY (notify.go): what is watched; notifyPending is set by the
-	// feeds, waker ends a wait for a command or for DONE (nil while it
-	// cannot be woken: under COMPRESS outside IDLE).
+	// feeds, waker ends a wait for a command or for DONE (conn.wake, or
+	// IDLE's channel under COMPRESS, where conn.wake does nothing).
 	notify        *notifyState
 	notifyPending atomic.Bool
 	waker         atomic.Pointer[func()]
